@@ -1,0 +1,212 @@
+"""Reading and writing sensor files in SKAB's format.
+
+SKAB files are ``;``-separated, CRLF-terminated, with a ``datetime`` column
+(``YYYY-MM-DD hh:mm:ss``), the eight sensor columns under their SKAB spellings and,
+in labelled files, ``anomaly`` and ``changepoint`` written ``0.0`` / ``1.0``.
+An optional ``equipment_id`` column says which pump a row comes from; without it,
+every row belongs to the equipment given by the caller.
+
+In memory a sensor frame has the columns ``timestamp``, ``equipment_id``, the eight
+snake_case sensor names and, when present, the labels. Every error a person can
+cause with a file is a ``DataError`` with a French message that names the column
+and, where it helps, the line of the file (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from common.schema import (
+    CSV_TO_NAME,
+    DEFAULT_EQUIPMENT_ID,
+    EQUIPMENT_ID,
+    LABELS,
+    NAME_TO_CSV,
+    SENSOR_NAMES,
+    TIMESTAMP,
+    invalid_rows,
+)
+
+Source = str | PathLike | IO[bytes] | IO[str] | bytes
+
+SEPARATOR = ";"
+DATETIME_COLUMN = "datetime"  # SKAB's name for the timestamp column
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_OTHER_SEPARATORS = {",": "virgule", "\t": "tabulation", "|": "barre verticale"}
+
+
+class DataError(ValueError):
+    """A file cannot be used as it is; the message (French) says why and where."""
+
+    def __init__(self, message: str, column: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.column = column
+        self.line = line
+
+
+def _line(position: int) -> int:
+    """File line of the data row at ``position`` (0-based), the header being line 1."""
+    return position + 2
+
+
+def _read(source: Source) -> pd.DataFrame:
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        return pd.read_csv(source, sep=SEPARATOR, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataError("fichier vide : aucune ligne d'en-tête ni de donnée") from None
+    except UnicodeDecodeError:
+        raise DataError("encodage illisible : le fichier doit être un CSV texte en UTF-8") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"CSV mal formé (séparateur attendu « ; ») : {exc}") from None
+
+
+def _check_header(raw: pd.DataFrame) -> dict[str, str]:
+    """Map file columns to internal names, or explain which column is missing."""
+    columns = [str(c).strip() for c in raw.columns]
+    if len(columns) == 1:
+        for sep, label in _OTHER_SEPARATORS.items():
+            if sep in columns[0]:
+                raise DataError(f"séparateur incorrect : le fichier utilise la {label} (« {sep} ») au lieu de « ; »")
+    mapping: dict[str, str] = {}
+    for col in columns:
+        if col in CSV_TO_NAME or col in SENSOR_NAMES:
+            mapping[col] = CSV_TO_NAME.get(col, col)
+        elif col in (DATETIME_COLUMN, TIMESTAMP):
+            mapping[col] = TIMESTAMP
+        elif col in (EQUIPMENT_ID, *LABELS):
+            mapping[col] = col
+    found = set(mapping.values())
+    if TIMESTAMP not in found:
+        raise DataError(f"colonne manquante : « {DATETIME_COLUMN} » (date et heure de la mesure)", DATETIME_COLUMN)
+    for name in SENSOR_NAMES:
+        if name not in found:
+            raise DataError(f"colonne manquante : « {NAME_TO_CSV[name]} »", NAME_TO_CSV[name])
+    return mapping
+
+
+def _parse_timestamps(text: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(text.str.strip(), format="ISO8601", errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        pos = int(bad[0])
+        raise DataError(
+            f"ligne {_line(pos)} : date « {text.iloc[pos]} » illisible (attendu AAAA-MM-JJ hh:mm:ss)",
+            DATETIME_COLUMN,
+            _line(pos),
+        )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def _parse_numbers(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Convert text columns to float in place; a non-numeric cell is an error."""
+    for name in columns:
+        text = frame[name].str.strip()
+        values = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        bad = np.flatnonzero((values.isna() & (text != "")).to_numpy())
+        if len(bad):
+            pos = int(bad[0])
+            column = NAME_TO_CSV.get(name, name)
+            raise DataError(
+                f"ligne {_line(pos)}, colonne « {column} » : « {frame[name].iloc[pos]} » n'est pas un nombre",
+                column,
+                _line(pos),
+            )
+        frame[name] = values.astype("float64")
+
+
+def _check_order(frame: pd.DataFrame) -> None:
+    """Timestamps must increase strictly within each equipment."""
+    for _, group in frame.groupby(EQUIPMENT_ID, sort=False):
+        ts = group[TIMESTAMP].to_numpy()
+        steps = np.flatnonzero(ts[1:] <= ts[:-1])
+        if len(steps):
+            pos = int(group.index[steps[0] + 1])
+            what = "dupliqué" if ts[steps[0] + 1] == ts[steps[0]] else "antérieur à la ligne précédente"
+            raise DataError(
+                f"ligne {_line(pos)} : horodatage {frame[TIMESTAMP].iloc[pos]} {what} "
+                "(les mesures d'un équipement doivent être triées par date, sans doublon)",
+                DATETIME_COLUMN,
+                _line(pos),
+            )
+
+
+def load_csv(source: Source, equipment_id: str = DEFAULT_EQUIPMENT_ID, validate: bool = True) -> pd.DataFrame:
+    """Load a SKAB-format CSV into a sensor frame.
+
+    ``source`` is a path, an open file or the file's bytes. ``equipment_id`` is used
+    when the file has no ``equipment_id`` column. With ``validate`` (the default) a
+    value outside its plausible range is refused too, naming the line and the field.
+
+    Raises DataError for an empty file, a wrong separator, a missing column, a
+    non-numeric value, an unreadable date, or unsorted or duplicated timestamps.
+    """
+    raw = _read(source)
+    mapping = _check_header(raw)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    frame = raw[list(mapping)].rename(columns=mapping)
+    if frame.empty:
+        raise DataError("fichier vide : l'en-tête est présent mais aucune mesure ne suit")
+    frame = frame.reset_index(drop=True)
+    frame[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP])
+    labels = [c for c in LABELS if c in frame]
+    _parse_numbers(frame, [*SENSOR_NAMES, *labels])
+    for label in labels:
+        frame[label] = frame[label].fillna(0).astype("int8")
+    if EQUIPMENT_ID in frame:
+        frame[EQUIPMENT_ID] = frame[EQUIPMENT_ID].str.strip().replace("", equipment_id)
+    else:
+        frame[EQUIPMENT_ID] = equipment_id
+    _check_order(frame)
+    if validate:
+        reasons = invalid_rows(frame)
+        if len(reasons):
+            pos = int(reasons.index[0])
+            raise DataError(f"ligne {_line(pos)} : {reasons.iloc[0]}", reasons.iloc[0].split(" :")[0], _line(pos))
+    return frame[[TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES, *labels]]
+
+
+def frame_from_readings(
+    readings: Iterable[Mapping[str, Any]],
+    equipment_id: str = DEFAULT_EQUIPMENT_ID,
+) -> pd.DataFrame:
+    """Build a sensor frame from already validated readings (snake_case dicts).
+
+    A reading without ``timestamp`` is stamped now; without ``equipment_id`` it gets
+    the default one.
+    """
+    rows = list(readings)
+    frame = pd.DataFrame({name: [float(r[name]) for r in rows] for name in SENSOR_NAMES})
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    frame.insert(0, EQUIPMENT_ID, [r.get(EQUIPMENT_ID) or equipment_id for r in rows])
+    frame.insert(0, TIMESTAMP, pd.to_datetime([r.get(TIMESTAMP) or now for r in rows]))
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, target: str | PathLike | IO[str], with_equipment: bool = False) -> None:
+    """Write a sensor frame in SKAB's format (``;``, CRLF, ``datetime``, labels as 0.0/1.0).
+
+    Extra columns of the frame (scores, decisions...) follow the SKAB columns.
+    """
+    out = frame.copy()
+    out[TIMESTAMP] = pd.to_datetime(out[TIMESTAMP]).dt.strftime(DATETIME_FORMAT)
+    for label in LABELS:
+        if label in out:
+            out[label] = out[label].astype("float64")
+    first = [TIMESTAMP, *([EQUIPMENT_ID] if with_equipment else []), *SENSOR_NAMES]
+    dropped = [] if with_equipment else [EQUIPMENT_ID]
+    rest = [c for c in out.columns if c not in first and c not in dropped]
+    out = out[first + rest].rename(columns={TIMESTAMP: DATETIME_COLUMN, **NAME_TO_CSV})
+    if isinstance(target, (str, PathLike)):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(target, sep=SEPARATOR, index=False, lineterminator="\r\n")

@@ -1,0 +1,55 @@
+"""Sensor schema: every refusal names the field, in French."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from common.schema import EXAMPLE_READING, SENSORS, ValidationError, invalid_rows, validate_reading
+
+
+def test_example_reading_is_valid():
+    assert validate_reading(EXAMPLE_READING) == EXAMPLE_READING
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "valeur manquante"),
+        (math.nan, "NaN"),
+        (math.inf, "infinie"),
+        (-math.inf, "infinie"),
+        ("12", "n'est pas un nombre"),
+        (True, "n'est pas un nombre"),
+        (1e9, "hors de la plage plausible"),
+    ],
+)
+@pytest.mark.parametrize("sensor", [s.name for s in SENSORS])
+def test_bad_values_are_refused_naming_the_field(sensor, value, expected):
+    with pytest.raises(ValidationError) as err:
+        validate_reading({**EXAMPLE_READING, sensor: value})
+    assert err.value.field == sensor
+    assert str(err.value).startswith(f"{sensor} : ") and expected in str(err.value)
+
+
+def test_missing_and_unknown_fields():
+    partial = dict(EXAMPLE_READING)
+    del partial["current"]
+    with pytest.raises(ValidationError, match="current : valeur manquante"):
+        validate_reading(partial)
+    with pytest.raises(ValidationError, match="courant : champ inconnu"):
+        validate_reading({**EXAMPLE_READING, "courant": 1.0})
+
+
+def test_invalid_rows_gives_one_reason_per_bad_row():
+    frame = pd.DataFrame([EXAMPLE_READING] * 4)
+    frame.loc[1, "voltage"] = 9000.0
+    frame.loc[2, "current"] = float("nan")
+    frame.loc[3, "pressure"] = float("inf")
+    reasons = invalid_rows(frame)
+    assert reasons.index.tolist() == [1, 2, 3]
+    assert reasons[1].startswith("voltage : 9000 V est hors")
+    assert reasons[2] == "current : valeur manquante"
+    assert reasons[3] == "pressure : valeur infinie refusée"
