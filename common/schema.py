@@ -41,7 +41,7 @@ SENSORS: tuple[Sensor, ...] = (
     # Gauge pressure: slightly below -1 bar is possible with a sensor offset (SKAB shows -1.26).
     Sensor("pressure", "Pressure", "bar", -2.0, 100.0, "Pression"),
     Sensor("temperature", "Temperature", "°C", -40.0, 200.0, "Température moteur"),
-    Sensor("thermocouple", "Thermocouple", "°C", -40.0, 200.0, "Température du fluide (thermocouple)"),
+    Sensor("thermocouple", "Thermocouple", "°C", -40.0, 200.0, "Température du fluide"),
     Sensor("voltage", "Voltage", "V", 0.0, 500.0, "Tension"),
     Sensor("volume_flow_rate_rms", "Volume Flow RateRMS", "L/min", 0.0, 1000.0, "Débit volumique (RMS)"),
 )
