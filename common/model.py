@@ -1,0 +1,110 @@
+"""The anomaly model: an IsolationForest on engineered features, with its alarm threshold.
+
+``score`` is higher for more abnormal readings: the isolation score of Liu et al.
+(between 0 and 1, about 0.5 for an ordinary point) of each reading, averaged over
+the last ``smoothing`` readings of the same equipment. A fault lasts; the rare
+normal readings an IsolationForest also isolates quickly (noise) do not, so the
+average separates them (the smoothing of decisions, done once, in the score).
+``predict`` raises an alarm when the score exceeds ``threshold_``, the
+``alarm_quantile`` of the scores of the training rows: the threshold is learnt
+from training data only and stored with the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+
+from common.features import DEFAULT_WINDOW, feature_names, make_features, trailing_mean
+from common.schema import SENSOR_NAMES
+
+REFERENCE_PERCENTILES = np.linspace(0, 100, 101)
+DEFAULT_SMOOTHING = 10
+
+
+class AnomalyModel:
+    """IsolationForest pipeline: features of ``window`` readings, isolation scores, smoothing.
+
+    Parameters are stored as given; ``fit`` learns ``forest_``, ``threshold_``,
+    ``feature_names_``, ``training_rows_`` and ``reference_`` (the distribution of
+    the training inputs and scores, for drift monitoring).
+    """
+
+    def __init__(
+        self,
+        window: int = DEFAULT_WINDOW,
+        n_estimators: int = 100,
+        max_samples: int = 256,
+        alarm_quantile: float = 0.995,
+        random_state: int = 0,
+        smoothing: int = DEFAULT_SMOOTHING,
+    ):
+        self.window = window
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.alarm_quantile = alarm_quantile
+        self.random_state = random_state
+        self.smoothing = smoothing
+
+    def get_params(self) -> dict:
+        return {
+            "window": self.window,
+            "n_estimators": self.n_estimators,
+            "max_samples": self.max_samples,
+            "alarm_quantile": self.alarm_quantile,
+            "random_state": self.random_state,
+            "smoothing": self.smoothing,
+        }
+
+    def features(self, frame: pd.DataFrame) -> np.ndarray:
+        """Feature matrix of a sensor frame, in the order the forest was fitted on."""
+        return make_features(frame, self.window).to_numpy()
+
+    def fit(self, frame: pd.DataFrame) -> AnomalyModel:
+        """Learn the forest and the alarm threshold from a sensor frame of normal operation.
+
+        Rows whose trailing window is not yet full (the first readings of each
+        equipment) are left out of training: their window statistics are unknown.
+        Labels, if the frame has any, are ignored.
+        """
+        x = self.features(frame)
+        complete = ~np.isnan(x).any(axis=1)
+        if complete.sum() < 2:
+            raise ValueError("not enough complete training rows")
+        self.feature_names_ = feature_names(self.window)
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=min(self.max_samples, int(complete.sum())),
+            random_state=self.random_state,
+        ).fit(x[complete])
+        scores = self.smooth(frame, self.score_features(x))[complete]
+        self.threshold_ = float(np.quantile(scores, self.alarm_quantile))
+        self.training_rows_ = int(complete.sum())
+        raw = frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")[complete]
+        self.reference_ = {
+            "rows": self.training_rows_,
+            "percentiles": REFERENCE_PERCENTILES.tolist(),
+            "inputs": {
+                name: np.percentile(raw[:, i], REFERENCE_PERCENTILES).tolist() for i, name in enumerate(SENSOR_NAMES)
+            },
+            "scores": np.percentile(scores, REFERENCE_PERCENTILES).tolist(),
+            "alarm_rate": float(np.mean(scores > self.threshold_)),
+        }
+        return self
+
+    def score_features(self, x: np.ndarray) -> np.ndarray:
+        """Isolation score of each row of a feature matrix, before smoothing (higher = more abnormal)."""
+        return -self.forest_.score_samples(x)
+
+    def smooth(self, frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+        """Mean of each row's isolation score over its equipment's last ``smoothing`` readings."""
+        return trailing_mean(frame, scores, self.smoothing)
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Anomaly score of every row of a sensor frame (higher = more abnormal)."""
+        return self.smooth(frame, self.score_features(self.features(frame)))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """True where a row's score exceeds the alarm threshold."""
+        return self.score(frame) > self.threshold_
