@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from common.fast_forest import FastForest
 from common.features import DEFAULT_WINDOW, feature_names, make_features, trailing_mean
 from common.schema import SENSOR_NAMES
 
@@ -95,7 +96,19 @@ class AnomalyModel:
 
     def score_features(self, x: np.ndarray) -> np.ndarray:
         """Isolation score of each row of a feature matrix, before smoothing (higher = more abnormal)."""
-        return -self.forest_.score_samples(x)
+        return -self._fast_forest().score_samples(x)
+
+    def _fast_forest(self) -> FastForest:
+        """The forest flattened for numpy scoring, built once per fitted forest (not pickled)."""
+        fast = self.__dict__.get("_fast")
+        if fast is None or fast.forest is not self.forest_:
+            fast = self._fast = FastForest(self.forest_)
+        return fast
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_fast", None)  # derived from forest_: rebuilt after loading, keeps the artifact small
+        return state
 
     def smooth(self, frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
         """Mean of each row's isolation score over its equipment's last ``smoothing`` readings."""

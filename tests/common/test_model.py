@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,10 @@ def test_default_pipeline_passes_the_bar_on_held_out_simulated_data():
     model = AnomalyModel().fit(simulated_training_data(hours=24))
     results = evaluate(model, seeds=range(1000, 1006))
     assert passes_bar(results), (results["all_faults"], results["normal"], BAR)
+
+
+def test_scores_are_the_forests_own_and_the_cache_is_not_pickled(training_frame):
+    model = AnomalyModel(n_estimators=20).fit(training_frame)
+    x = model.features(training_frame.head(300))
+    assert np.array_equal(model.score_features(x), -model.forest_.score_samples(x))
+    assert "_fast" in model.__dict__ and "_fast" not in pickle.loads(pickle.dumps(model)).__dict__
