@@ -1,0 +1,78 @@
+"""Score readings as they arrive, with the same scores as scoring the whole series at once.
+
+A reading's score depends on the readings of its equipment just before it (trailing
+feature windows, then the trailing mean of scores). A stream sends one reading at a
+time and a batch job reads a large file chunk by chunk; both keep, per equipment,
+the last readings they saw and score each new reading in that context. Since the
+features and the smoothing are computed from exactly the same values in the same
+order, the scores are identical to the last bit (tested).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+
+from common.model import AnomalyModel
+from common.schema import EQUIPMENT_ID, TIMESTAMP
+
+DEFAULT_MAX_EQUIPMENTS = 10_000
+
+
+class OutOfOrderError(ValueError):
+    """A reading is not later than the last one already scored for its equipment."""
+
+
+class IncrementalScorer:
+    """Per-equipment history of recent readings, and scoring of new readings in that context.
+
+    ``max_equipments`` bounds memory: the equipment unseen for the longest time is
+    forgotten first (its next reading is scored as the start of a new series).
+    Thread-safe: one lock around the history.
+    """
+
+    def __init__(self, model: AnomalyModel, max_equipments: int = DEFAULT_MAX_EQUIPMENTS):
+        self.model = model
+        self.history = model.window + getattr(model, "smoothing", 1)
+        self.max_equipments = max_equipments
+        self._tails: OrderedDict[str, pd.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _check_order(self, frame: pd.DataFrame) -> None:
+        for equipment, rows in frame.groupby(EQUIPMENT_ID, sort=False):
+            times = rows[TIMESTAMP].to_numpy()
+            tail = self._tails.get(equipment)
+            previous = tail[TIMESTAMP].to_numpy()[-1:] if tail is not None else times[:0]
+            series = np.concatenate([previous, times])
+            if np.any(series[1:] <= series[:-1]):
+                raise OutOfOrderError(
+                    f"timestamp : les mesures de l'équipement {equipment} doivent arriver dans l'ordre "
+                    "chronologique, sans doublon"
+                )
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Scores of ``frame``'s rows (in its order), each in the context of the readings before it.
+
+        Raises OutOfOrderError, with nothing recorded, if a reading is not later than
+        the previous one of its equipment.
+        """
+        with self._lock:
+            self._check_order(frame)
+            equipments = pd.unique(frame[EQUIPMENT_ID])
+            tails = [self._tails[e] for e in equipments if e in self._tails]
+            context = pd.concat([*tails, frame], ignore_index=True) if tails else frame.reset_index(drop=True)
+            scores = self.model.score(context)[len(context) - len(frame) :]
+            for equipment, rows in context.groupby(EQUIPMENT_ID, sort=False):
+                self._tails[equipment] = rows.iloc[-self.history :].reset_index(drop=True)
+                self._tails.move_to_end(equipment)
+            while len(self._tails) > self.max_equipments:
+                self._tails.popitem(last=False)
+        return scores
+
+    def forget(self) -> None:
+        """Drop every equipment's history (for example when the model changes)."""
+        with self._lock:
+            self._tails.clear()
