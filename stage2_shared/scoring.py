@@ -1,0 +1,64 @@
+"""Score readings and files with a registered model: what the CLI and the web form share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from common.data import Source, frame_from_readings, load_csv
+from common.registry import LoadedModel, load
+from common.schema import DEFAULT_EQUIPMENT_ID, validate_reading
+from stage2_shared.settings import Settings
+
+NORMAL = "Normal"
+ANOMALY = "Anomalie"
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """The model version the settings name (the latest if none), sha256 checked."""
+    return load(settings.model_version, settings.models_dir)
+
+
+def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one reading (snake_case keys) and score it alone.
+
+    Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
+    Raises common.schema.ValidationError naming the faulty field.
+    """
+    values = validate_reading(reading)
+    score = float(loaded.model.score(frame_from_readings([values]))[0])
+    return {
+        "score": score,
+        "decision": ANOMALY if score > loaded.model.threshold_ else NORMAL,
+        "threshold": loaded.model.threshold_,
+        "model_version": loaded.version,
+    }
+
+
+def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_EQUIPMENT_ID) -> pd.DataFrame:
+    """Load a SKAB-format CSV and add ``score`` and ``decision`` to every row.
+
+    Raises common.data.DataError (French message) if the file cannot be used.
+    """
+    frame = load_csv(source, equipment_id=equipment_id)
+    scores = loaded.model.score(frame)
+    frame["score"] = scores
+    frame["decision"] = [ANOMALY if s > loaded.model.threshold_ else NORMAL for s in scores]
+    return frame
+
+
+def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
+    """A French summary of a scored file: how many readings, how many alarms, when."""
+    alarms = scored[scored["decision"] == ANOMALY]
+    n, k = len(scored), len(alarms)
+    lines = [f"{n} mesures analysées avec le modèle {loaded.version} : {k} anomalie(s) ({100 * k / n:.1f} %)."]
+    if k:
+        first, last = alarms["timestamp"].min(), alarms["timestamp"].max()
+        lines.append(f"Première anomalie : {first}, dernière : {last}.")
+        top = alarms.nlargest(1, "score").iloc[0]
+        lines.append(
+            f"Score le plus élevé : {top['score']:.3f} le {top['timestamp']} (seuil d'alarme {loaded.model.threshold_:.3f})."
+        )
+    return "\n".join(lines)
