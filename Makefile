@@ -18,7 +18,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,10 @@ train: $(STAMP) ## Entraîne et enregistre une nouvelle version : make train VER
 
 evaluate: model ## Évalue le modèle sur des données simulées jamais vues (par type de panne)
 	$(PY) -m common.evaluation --version 1.0.0
+
+evaluate-skab: $(STAMP) ## Évalue sur des fichiers SKAB réels (protocole SKAB et modèle appris sur anomaly-free) : make evaluate-skab DATA=chemin/vers/skab
+	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab DATA=chemin/vers/skab" >&2; exit 2; }
+	$(PY) -m common.skab $(DATA) --seeds 5
 
 demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage1_local.tour
