@@ -18,7 +18,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,8 +39,8 @@ $(DEFAULT_MODEL): | $(STAMP)
 
 model: $(STAMP) $(DEFAULT_MODEL) ## Entraîne le modèle par défaut (version 1.0.0) s'il n'existe pas encore
 
-train: $(STAMP) ## Entraîne et enregistre une nouvelle version : make train VERSION=x.y.z
-	$(PY) -m stage1_local.train --version $(VERSION)
+train: $(STAMP) ## Entraîne et enregistre une nouvelle version (jamais écrasée) : make train VERSION=x.y.z
+	$(PY) -m stage3_preprod.train --version $(VERSION)
 
 evaluate: model ## Évalue le modèle sur des données simulées jamais vues (par type de panne)
 	$(PY) -m common.evaluation --version 1.0.0
@@ -52,6 +52,7 @@ evaluate-skab: $(STAMP) ## Évalue sur des fichiers SKAB réels (protocole SKAB 
 demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage1_local.tour
 	$(PY) -m stage2_shared.tour
+	$(PY) -m stage3_preprod.tour
 
 test: $(STAMP) ## Lance tous les tests (ceux des conteneurs sont ignorés, et signalés, sans moteur Docker)
 	$(PY) -m pytest
@@ -63,9 +64,9 @@ lint: $(STAMP) ## Vérifie le style du code (ruff)
 hadolint: $(STAMP) ## Vérifie chaque Dockerfile (hadolint)
 	$(VENV)/bin/hadolint stage*/Dockerfile
 
-ci: lint hadolint test ## Ce que lance la CI : lint, hadolint puis tous les tests
+ci: lint hadolint test docs-if-possible ## Ce que lance la CI : lint, hadolint, tous les tests, puis les diagrammes (make docs)
 
-container-test: model ## Construit l'image de l'étape 2, la démarre avec Compose et l'interroge
+container-test: model ## Construit les images des étapes 2 et 3, les démarre avec Compose et les interroge
 	$(PY) -m pytest tests/containers
 
 stage1-up: model ## Étape 1 : ouvre le formulaire web local sur http://127.0.0.1:8001
@@ -80,6 +81,86 @@ stage2-down: ## Étape 2 : arrête et supprime le conteneur de l'API
 
 stage2-run: model ## Étape 2 sans Docker : l'API sur http://127.0.0.1:8002
 	$(PY) -m stage2_shared.app
+
+# Stage 3's image: no model inside any more; the registry is mounted read-only and MODEL_VERSION
+# (empty: the latest) chooses the served version. The inference log lives in a named volume.
+STAGE3_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage3_preprod/__init__.py) \
+	GIT_COMMIT=$$(git rev-parse --short HEAD 2>/dev/null || echo inconnu) \
+	BUILD_DATE=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	docker compose -f stage3_preprod/docker-compose.yml \
+	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage3_preprod/docker-compose.host.yml)
+
+stage3-up: model ## Étape 3 : construit l'image, démarre l'API (port 8003) ; modèle au choix : MODEL_VERSION=x.y.z
+	$(STAGE3_COMPOSE) up -d --build --wait --wait-timeout 180
+	@echo "API prête : http://127.0.0.1:$${PORT:-8003}/docs, flux ws://127.0.0.1:$${PORT:-8003}/stream (arrêt : make stage3-down)"
+
+stage3-down: ## Étape 3 : arrête et supprime le conteneur (le volume du journal des inférences est gardé)
+	$(STAGE3_COMPOSE) down
+
+stage3-run: model ## Étape 3 sans Docker : l'API sur http://127.0.0.1:8003, journal des inférences dans logs/
+	$(PY) -m stage3_preprod.app
+
+stage3-logs: ## Étape 3 : copie le journal des inférences du conteneur dans logs/ (pour logs-summary et report)
+	@mkdir -p logs
+	$(STAGE3_COMPOSE) cp api:/app/logs/. logs/
+
+batch: model ## Analyse par lots d'un fichier ou d'un dossier CSV : make batch INPUT=data OUTPUT=resultats [CHUNK_ROWS=50000]
+	@test -n "$(INPUT)" || { echo "Indiquez l'entrée : make batch INPUT=fichier.csv OUTPUT=resultats" >&2; exit 2; }
+	$(PY) -m stage3_preprod.batch $(INPUT) --output $(or $(OUTPUT),resultats) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS))
+
+replay: $(STAMP) ## Rejoue un fichier CSV sur le flux de l'étape 3 : make replay FILE=data/normal.csv RATE=10 [URL=ws://...]
+	@test -n "$(FILE)" || { echo "Indiquez le fichier : make replay FILE=data/normal.csv RATE=10" >&2; exit 2; }
+	$(PY) -m stage3_preprod.replay $(FILE) --rate $(or $(RATE),10) $(if $(URL),--url $(URL))
+
+logs-summary: $(STAMP) ## Résume le journal des inférences (logs/ ou LOG_DIR) : volumes, taux d'anomalies, latence par version
+	$(PY) -m stage3_preprod.logs_summary
+
+report: $(STAMP) ## Construit reports/rapport.html depuis le journal des inférences (graphiques, lisible hors ligne)
+	$(PY) -m stage3_preprod.report
+
+# Documentation: each Mermaid block of the pages drawn to docs/diagrammes/ by mermaid-cli (pinned in
+# docs/tools/package-lock.json) with Debian's chromium; no browser is downloaded. And the diff of two stages.
+DOCS_TOOLS := docs/tools
+DOCS_STAMP := $(DOCS_TOOLS)/node_modules/.installed
+STAGE_FOLDERS := 1:stage1_local 2:stage2_shared 3:stage3_preprod 4:stage4_prod
+stage_dir = $(patsubst $(1):%,%,$(filter $(1):%,$(STAGE_FOLDERS)))
+
+$(DOCS_STAMP): $(DOCS_TOOLS)/package.json $(DOCS_TOOLS)/package-lock.json
+	cd $(DOCS_TOOLS) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+docs: $(STAMP) $(DOCS_STAMP) ## Dessine chaque diagramme Mermaid des pages en SVG (docs/diagrammes/) ; échoue sur un diagramme invalide
+	$(PY) $(DOCS_TOOLS)/diagrams.py
+
+docs-if-possible:
+	@if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then $(MAKE) --no-print-directory docs; \
+	else echo "make docs ignoré : il faut /usr/bin/chromium et npm (les SVG déjà dessinés restent vérifiés par les tests)"; fi
+
+diff: ## Ce qu'une étape change dans le code d'une autre (sans caches) : make diff FROM=2 TO=3
+	@test -n "$(call stage_dir,$(FROM))" -a -n "$(call stage_dir,$(TO))" || { \
+	  echo "Indiquez deux numéros d'étape de 1 à 4 : make diff FROM=2 TO=3 (reçu FROM=$(FROM) TO=$(TO))" >&2; exit 2; }
+	@for pair in $(filter $(FROM):%,$(STAGE_FOLDERS)) $(filter $(TO):%,$(STAGE_FOLDERS)); do test -d $${pair#*:} || { \
+	  echo "L'étape $${pair%%:*} ($${pair#*:}/) n'existe pas encore dans ce dépôt ; présentes : $$(ls -d stage*_*/ | tr -d / | xargs)" >&2; \
+	  exit 2; }; done
+	@diff -ru --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
+	  --exclude=.ipynb_checkpoints --exclude=.mypy_cache $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)); \
+	  test $$? -le 1
+
+# Benchmarks (not part of ci): the figures of docs/performances.md, on 127.0.0.1 only. bench-peers adds
+# mlflow models serve, installed in its own virtual environment (bench/.venv-mlflow), never in the project's.
+MLFLOW_VENV := bench/.venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell cat bench/requirements-mlflow.txt 2>/dev/null | sha256sum | cut -c1-12)
+
+$(MLFLOW_STAMP): bench/requirements-mlflow.txt
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV) || python3 -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet -r bench/requirements-mlflow.txt
+	@rm -f $(MLFLOW_VENV)/.installed-* && touch $@
+
+bench: model ## Mesure les performances (scoreur, étapes servies par uvicorn) : bench/results/latest.json
+	$(PY) -m bench.run
+
+bench-peers: model $(MLFLOW_STAMP) ## Comme make bench, plus le même modèle servi par mlflow models serve (son propre venv)
+	$(PY) -m bench.run --peers
 
 clean: ## Supprime l'environnement virtuel, les caches et les fichiers générés
 	rm -rf $(VENV) .pytest_cache .ruff_cache data reports build

@@ -15,7 +15,8 @@ and, where it helps, the line of the file (the header is line 1).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +38,8 @@ from common.schema import (
 Source = str | PathLike | IO[bytes] | IO[str] | bytes
 
 SEPARATOR = ";"
+DEFAULT_CHUNK_ROWS = 50_000
+REJECT_COLUMNS = ("ligne", "raison", "contenu")  # a rejects file: file line, French reason, the row as read
 DATETIME_COLUMN = "datetime"  # SKAB's name for the timestamp column
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _OTHER_SEPARATORS = {",": "virgule", "\t": "tabulation", "|": "barre verticale"}
@@ -56,17 +59,33 @@ def _line(position: int) -> int:
     return position + 2
 
 
-def _read(source: Source) -> pd.DataFrame:
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
+@contextmanager
+def _csv_errors() -> Iterator[None]:
+    """Turn pandas' reading errors into French DataErrors (whole file or one chunk)."""
     try:
-        return pd.read_csv(source, sep=SEPARATOR, dtype=str, keep_default_na=False, encoding="utf-8")
+        yield
     except pd.errors.EmptyDataError:
         raise DataError("fichier vide : aucune ligne d'en-tête ni de donnée") from None
     except UnicodeDecodeError:
         raise DataError("encodage illisible : le fichier doit être un CSV texte en UTF-8") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"CSV mal formé (séparateur attendu « ; ») : {exc}") from None
+
+
+def _read(source: Source, chunk_rows: int | None = None) -> Any:
+    """The whole file as text columns, or (``chunk_rows``) a reader of chunks of that many rows."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    with _csv_errors():
+        return pd.read_csv(
+            source,
+            sep=SEPARATOR,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            chunksize=chunk_rows,
+            skip_blank_lines=chunk_rows is None,  # chunks keep blank lines: line numbers stay exact
+        )
 
 
 def _check_header(raw: pd.DataFrame) -> dict[str, str]:
@@ -93,18 +112,24 @@ def _check_header(raw: pd.DataFrame) -> dict[str, str]:
     return mapping
 
 
-def _parse_timestamps(text: pd.Series) -> pd.Series:
+def _timestamps(text: pd.Series) -> pd.Series:
+    """Parsed dates (UTC, naive), NaT where the text is not a date."""
     parsed = pd.to_datetime(text.str.strip(), format="ISO8601", errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def _bad_date(text: str) -> str:
+    return f"date « {text} » illisible (attendu AAAA-MM-JJ hh:mm:ss)"
+
+
+def _parse_timestamps(text: pd.Series) -> pd.Series:
+    parsed = _timestamps(text)
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         pos = int(bad[0])
-        raise DataError(
-            f"ligne {_line(pos)} : date « {text.iloc[pos]} » illisible (attendu AAAA-MM-JJ hh:mm:ss)",
-            DATETIME_COLUMN,
-            _line(pos),
-        )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        raise DataError(f"ligne {_line(pos)} : {_bad_date(text.iloc[pos])}", DATETIME_COLUMN, _line(pos))
     return parsed
 
 
@@ -125,20 +150,34 @@ def _parse_numbers(frame: pd.DataFrame, columns: Iterable[str]) -> None:
         frame[name] = values.astype("float64")
 
 
+def _order_problems(frame: pd.DataFrame, last: Mapping[str, pd.Timestamp] | None = None) -> pd.Series:
+    """Why rows break their equipment's time order (absent if they do not), indexed like ``frame``.
+
+    Timestamps must increase strictly within each equipment, also after ``last``, the
+    latest timestamp of each equipment already accepted (from earlier chunks).
+    """
+    ts, equipment = frame[TIMESTAMP], frame[EQUIPMENT_ID]
+    previous = ts.groupby(equipment, sort=False).cummax().groupby(equipment, sort=False).shift(1)
+    if last:
+        previous = pd.concat([previous, equipment.map(last).astype(previous.dtype)], axis=1).max(axis=1)
+    bad = (ts <= previous).to_numpy()
+    return pd.Series(
+        [
+            f"horodatage {t} {'dupliqué' if t == p else 'antérieur à une mesure précédente du même équipement'} "
+            "(les mesures d'un équipement doivent être triées par date, sans doublon)"
+            for t, p in zip(ts[bad], previous[bad], strict=True)
+        ],
+        index=frame.index[bad],
+        dtype="object",
+    )
+
+
 def _check_order(frame: pd.DataFrame) -> None:
     """Timestamps must increase strictly within each equipment."""
-    for _, group in frame.groupby(EQUIPMENT_ID, sort=False):
-        ts = group[TIMESTAMP].to_numpy()
-        steps = np.flatnonzero(ts[1:] <= ts[:-1])
-        if len(steps):
-            pos = int(group.index[steps[0] + 1])
-            what = "dupliqué" if ts[steps[0] + 1] == ts[steps[0]] else "antérieur à la ligne précédente"
-            raise DataError(
-                f"ligne {_line(pos)} : horodatage {frame[TIMESTAMP].iloc[pos]} {what} "
-                "(les mesures d'un équipement doivent être triées par date, sans doublon)",
-                DATETIME_COLUMN,
-                _line(pos),
-            )
+    problems = _order_problems(frame)
+    if len(problems):
+        pos = int(problems.index[0])
+        raise DataError(f"ligne {_line(pos)} : {problems.iloc[0]}", DATETIME_COLUMN, _line(pos))
 
 
 def load_csv(source: Source, equipment_id: str = DEFAULT_EQUIPMENT_ID, validate: bool = True) -> pd.DataFrame:
@@ -176,6 +215,90 @@ def load_csv(source: Source, equipment_id: str = DEFAULT_EQUIPMENT_ID, validate:
     return frame[[TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES, *labels]]
 
 
+def _split_chunk(
+    raw: pd.DataFrame, mapping: dict[str, str], first_line: int, equipment_id: str, last: dict[str, pd.Timestamp]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Valid rows of a chunk as a sensor frame, and its rejected rows with line, reason and text.
+
+    ``last`` (the latest accepted timestamp per equipment) is read and updated.
+    """
+    raw = raw.fillna("")  # missing trailing fields
+    raw.index = pd.RangeIndex(first_line, first_line + len(raw))  # file lines
+    frame = raw[list(mapping)].rename(columns=mapping)
+    reasons = pd.Series("ligne vide", index=raw.index[(raw == "").all(axis=1).to_numpy()], dtype="object")
+    frame[TIMESTAMP] = _timestamps(frame[TIMESTAMP])
+    bad_dates = frame.index[frame[TIMESTAMP].isna().to_numpy()]
+    date_column = next(c for c, name in mapping.items() if name == TIMESTAMP)
+    dates = pd.Series([f"{DATETIME_COLUMN} : {_bad_date(t)}" for t in raw.loc[bad_dates, date_column]], index=bad_dates)
+    for name in SENSOR_NAMES:
+        text = frame[name].str.strip()
+        frame[name] = text.where(text != "", None)
+    labels = [c for c in LABELS if c in frame]
+    label_values = {c: pd.to_numeric(frame[c].str.strip().replace("", "0"), errors="coerce") for c in labels}
+    label_reasons = [
+        pd.Series(f"{c} : « {v} » n'est pas un nombre", index=v.index[v.isna()], dtype="object")
+        for c, v in label_values.items()
+    ]
+    for found in (dates, invalid_rows(frame), *label_reasons):  # the first problem of a row wins
+        reasons = reasons.combine_first(found.astype("object"))
+    ok = ~frame.index.isin(reasons.index)
+    if EQUIPMENT_ID in frame:
+        frame[EQUIPMENT_ID] = frame[EQUIPMENT_ID].str.strip().replace("", equipment_id)
+    else:
+        frame[EQUIPMENT_ID] = equipment_id
+    order = _order_problems(frame[ok], last)
+    reasons = reasons.combine_first(DATETIME_COLUMN + " : " + order).sort_index()
+    valid = frame[~frame.index.isin(reasons.index)].copy()
+    for name in SENSOR_NAMES:
+        valid[name] = valid[name].astype("float64")
+    for label in labels:
+        valid[label] = label_values[label][valid.index].astype("int8")
+    last.update(valid.groupby(EQUIPMENT_ID, sort=False)[TIMESTAMP].max())
+    rejects = pd.DataFrame(
+        {
+            REJECT_COLUMNS[0]: reasons.index,
+            REJECT_COLUMNS[1]: reasons.to_numpy(),
+            REJECT_COLUMNS[2]: [
+                SEPARATOR.join(row) if any(row) else "" for row in raw.loc[reasons.index].itertuples(index=False)
+            ],
+        }
+    )
+    return valid[[TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES, *labels]], rejects
+
+
+def read_chunks(
+    source: Source, chunk_rows: int = DEFAULT_CHUNK_ROWS, equipment_id: str = DEFAULT_EQUIPMENT_ID
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Read a SKAB-format CSV ``chunk_rows`` rows at a time: memory stays bounded, whatever the file's size.
+
+    Yields, for each chunk, ``(valid, rejects)``: the valid rows as a sensor frame (as
+    ``load_csv`` returns, but indexed by file line), and the rows that cannot be scored, with their file line, the
+    French reason naming the field (not a number, out of range, missing value, unreadable
+    date, timestamp not after the previous one of its equipment, also across chunks) and
+    the row as read. Every row is in exactly one of the two.
+
+    Raises DataError if the file itself cannot be used (empty, wrong separator, missing
+    column, not UTF-8, malformed CSV), possibly after some chunks were yielded.
+    """
+    reader = _read(source, chunk_rows)
+    mapping: dict[str, str] | None = None
+    last: dict[str, pd.Timestamp] = {}
+    first_line = _line(0)
+    with reader:
+        while True:
+            with _csv_errors():
+                raw = next(reader, None)
+            if raw is None:
+                break
+            if mapping is None:
+                mapping = _check_header(raw)
+            raw.columns = [str(c).strip() for c in raw.columns]
+            yield _split_chunk(raw, mapping, first_line, equipment_id, last)
+            first_line += len(raw)
+    if mapping is None:
+        raise DataError("fichier vide : l'en-tête est présent mais aucune mesure ne suit")
+
+
 def frame_from_readings(
     readings: Iterable[Mapping[str, Any]],
     equipment_id: str = DEFAULT_EQUIPMENT_ID,
@@ -193,10 +316,13 @@ def frame_from_readings(
     return frame
 
 
-def write_csv(frame: pd.DataFrame, target: str | PathLike | IO[str], with_equipment: bool = False) -> None:
+def write_csv(
+    frame: pd.DataFrame, target: str | PathLike | IO[str], with_equipment: bool = False, header: bool = True
+) -> None:
     """Write a sensor frame in SKAB's format (``;``, CRLF, ``datetime``, labels as 0.0/1.0).
 
-    Extra columns of the frame (scores, decisions...) follow the SKAB columns.
+    Extra columns of the frame (scores, decisions...) follow the SKAB columns. Without
+    ``header``, only the rows: to append a chunk to an open file.
     """
     out = frame.copy()
     out[TIMESTAMP] = pd.to_datetime(out[TIMESTAMP]).dt.strftime(DATETIME_FORMAT)
@@ -209,4 +335,4 @@ def write_csv(frame: pd.DataFrame, target: str | PathLike | IO[str], with_equipm
     out = out[first + rest].rename(columns={TIMESTAMP: DATETIME_COLUMN, **NAME_TO_CSV})
     if isinstance(target, (str, PathLike)):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(target, sep=SEPARATOR, index=False, lineterminator="\r\n")
+    out.to_csv(target, sep=SEPARATOR, index=False, lineterminator="\r\n", header=header)

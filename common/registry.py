@@ -135,6 +135,7 @@ def save(
         )
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=root))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the version from a service mounting the registry read-only
     try:
         joblib.dump(model, staging / ARTIFACT)
         metadata = {

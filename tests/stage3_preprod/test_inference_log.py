@@ -1,0 +1,102 @@
+"""The inference log: one well-formed line per prediction, whatever the number of threads and processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import httpx
+import pandas as pd
+import pytest
+
+from common.schema import EXAMPLE_READING
+from stage3_preprod import inference_log, logs_summary, report
+from stage3_preprod.inference_log import COLUMNS, read_logs
+from stage3_preprod.tour import port_to_use
+
+CLIENTS, REQUESTS = 20, 50
+
+
+def scored(n: int, version: str = "1.0.0", decision: str = "Normal") -> pd.DataFrame:
+    frame = pd.DataFrame([EXAMPLE_READING] * n).assign(equipment_id="pompe-01")
+    return frame.assign(score=0.5, decision=decision, model_version=version)
+
+
+def test_one_file_per_utc_day_and_the_header_once(tmp_path):
+    inference_log.record(tmp_path, "api", "r1", scored(2), 1.0, datetime(2026, 1, 5, 23, 59, tzinfo=UTC))
+    inference_log.record(tmp_path, "api", "r2", scored(1), 1.0, datetime(2026, 1, 5, 23, 59, 30, tzinfo=UTC))
+    inference_log.record(tmp_path, "api", "r3", scored(1), 1.0, datetime(2026, 1, 6, 0, 0, 1, tzinfo=UTC))
+    first = (tmp_path / "inferences-2026-01-05.csv").read_text().splitlines()
+    assert first[0] == ";".join(COLUMNS) and len(first) == 4
+    assert len((tmp_path / "inferences-2026-01-06.csv").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model_env, tmp_path):
+    port = port_to_use(0)
+    log_dir = tmp_path / "logs"
+    env = {**os.environ, "LOG_DIR": str(log_dir), "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "uvicorn", "stage3_preprod.app:app", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "service not started"
+            time.sleep(0.2)
+
+        def client(i: int) -> set[int]:
+            pids = set()
+            with httpx.Client(base_url=url, timeout=30) as http:
+                for j in range(REQUESTS):
+                    response = http.post("/predict", json=EXAMPLE_READING, headers={"X-Request-ID": f"c{i}-r{j}"})
+                    assert response.status_code == 200
+                    pids.add(http.get("/metrics").json()["process_id"])
+            return pids
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            pids = set().union(*pool.map(client, range(CLIENTS)))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    (path,) = log_dir.glob("inferences-*.csv")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    assert rows[0] == list(COLUMNS) and rows.count(list(COLUMNS)) == 1
+    lines = rows[1:]
+    assert len(lines) == CLIENTS * REQUESTS
+    assert all(len(line) == len(COLUMNS) for line in lines)
+    assert sorted(line[1] for line in lines) == sorted(f"c{i}-r{j}" for i in range(CLIENTS) for j in range(REQUESTS))
+    assert len(pids) == 2  # both workers served, and wrote, some of the requests
+
+
+def test_logs_summary_and_report_per_model_version(tmp_path, models_dir, monkeypatch, capsys):
+    monkeypatch.setenv("MODELS_DIR", str(models_dir))
+    inference_log.record(tmp_path, "api", "r1", scored(3), 2.0)
+    inference_log.record(tmp_path, "stream", "r2", scored(1, decision="Anomalie"), 4.0)
+    inference_log.record(tmp_path, "api", "r3", scored(4, version="1.1.0", decision="Anomalie"), 8.0)
+    table = logs_summary.by_version(read_logs(tmp_path))
+    assert table.loc["1.0.0", "predictions"] == 4 and table.loc["1.0.0", "anomaly_rate"] == 0.25
+    assert table.loc["1.1.0", "anomaly_rate"] == 1.0 and table.loc["1.1.0", "latency_p50"] == 8.0
+    assert logs_summary.main(["--logs", str(tmp_path)]) == 0
+    assert "25.00 %" in capsys.readouterr().out
+    output = tmp_path / "rapport.html"
+    assert report.main(["--logs", str(tmp_path), "--output", str(output)]) == 0
+    html = output.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 3 and "http" not in html.replace("http-equiv", "")
+    assert "Taux" in html or "taux" in html
+
+
+def test_empty_log_is_said_in_french(tmp_path, capsys):
+    assert logs_summary.main(["--logs", str(tmp_path)]) == 0
+    assert "Journal des inférences vide" in capsys.readouterr().out
