@@ -1,0 +1,439 @@
+"""The audit trail: who predicted what, with which model, and every admin action, hash-chained in SQLite.
+
+One table, ``audit``, holds one row per scored reading (``kind`` = ``prediction``) and one
+row per admin or business action (``deploy``, ``deploy_refused``, ``rollback``,
+``key_create``, ``key_revoke``, ``feedback``), in a single chain: each row stores the hash
+of the previous row (``prev_hash``) and its own ``row_hash = sha256(prev_hash + canonical
+JSON of its content)``, its sequence number included. Editing a row breaks its hash;
+inserting or deleting one breaks the link of the next row. Deleting the *last* rows
+breaks no link, so a one-row table ``chain_head`` keeps the number of rows and the hash of
+the last one, updated in the same transaction as every append: a truncated tail no longer
+matches it. Someone able to rewrite the whole file can rewrite the head too: against that,
+copy the head hash that ``verify`` prints somewhere the service cannot write (a ticket, a
+signed e-mail) and pass it back with ``--ancre``.
+
+Appends are serialised across threads and processes by SQLite itself (``BEGIN
+IMMEDIATE``: read the head, insert, move the head, commit) and are committed before the
+caller answers: a caller that gets ``AuditUnavailable`` must answer 503, never the
+prediction. The database runs in WAL mode so that readers (``GET /audit``, the key and
+model-pointer look-ups of every request) never wait for a writer.
+
+    python -m stage4_prod.audit verify [--db FICHIER] [--ancre HASH]
+    python -m stage4_prod.audit export [--db FICHIER] [--utilisateur NOM] [--depuis ISO] > audit.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stage4_prod import __version__
+
+DEFAULT_DB = Path("state") / "stage4.sqlite"
+GENESIS = "0" * 64  # prev_hash of the first row
+BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's transaction before failing
+KINDS = ("prediction", "deploy", "deploy_refused", "rollback", "key_create", "key_revoke", "feedback")
+# The content a row's hash covers, in this order (prev_hash and row_hash are the chain itself).
+CONTENT = (
+    "seq",
+    "kind",
+    "at",
+    "actor",
+    "request_id",
+    "source",
+    "equipment_id",
+    "inputs",
+    "score",
+    "decision",
+    "model_version",
+    "app_version",
+    "client",
+    "details",
+)
+COLUMNS = (*CONTENT, "prev_hash", "row_hash")
+MAX_QUERY_ROWS = 10_000
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    request_id TEXT,
+    source TEXT,
+    equipment_id TEXT,
+    inputs TEXT,
+    score REAL,
+    decision TEXT,
+    model_version TEXT,
+    app_version TEXT NOT NULL,
+    client TEXT,
+    details TEXT,
+    prev_hash TEXT NOT NULL,
+    row_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
+CREATE INDEX IF NOT EXISTS audit_actor_at ON audit (actor, at);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS chain_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL
+);
+INSERT OR IGNORE INTO chain_head (id, count, head_hash) VALUES (1, 0, '{GENESIS}');
+"""
+
+
+class AuditUnavailable(Exception):
+    """The audit trail cannot be written (read-only folder, full disk, locked too long): answer 503."""
+
+
+def db_path(path: str | os.PathLike | None = None) -> Path:
+    """The state database: ``path``, else ``$STATE_DB``, else ``state/stage4.sqlite``."""
+    return Path(path or os.environ.get("STATE_DB") or DEFAULT_DB)
+
+
+_initialised: set[tuple[str, str]] = set()  # (file, extra schema) this process has already created
+
+
+def connect(path: str | os.PathLike | None = None, extra_schema: str = "") -> sqlite3.Connection:
+    """Open the state database in WAL mode, create the tables if needed, and return the connection.
+
+    ``extra_schema`` adds the tables of another module (keys, deployment pointer, feedback)
+    to the same file, so that their changes and their audit rows share one transaction.
+    The schema is run once per process and file (it takes the write lock). The connection is in autocommit mode (``isolation_level=None``): writers open their
+    own ``BEGIN IMMEDIATE`` (``transaction``). One connection per thread. Raises
+    AuditUnavailable (French) if the file cannot be opened or initialised.
+    """
+    target = db_path(path)
+    key = (str(target.resolve()), extra_schema)
+    conn = None
+    try:
+        fresh = not target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
+        conn.execute("PRAGMA synchronous = FULL")  # an audit row that was answered must survive a power cut
+        if fresh or key not in _initialised:
+            conn.executescript(SCHEMA + extra_schema)
+            _initialised.add(key)
+    except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            conn.close()
+        raise AuditUnavailable(f"base d'état {target} inutilisable : {exc}") from None
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes; rollback on error.
+
+    Raises AuditUnavailable if SQLite refuses (read-only, disk full, busy beyond the timeout).
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
+        raise
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def canonical(value: Any) -> str:
+    """The one JSON spelling of ``value`` that hashes are computed on (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    """sha256 of the previous row's hash followed by the canonical JSON of this row's content."""
+    body = canonical({name: content.get(name) for name in CONTENT})
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def _entry(values: Mapping[str, Any], at: str) -> dict[str, Any]:
+    """A row's content from a caller's mapping: JSON columns serialised, floats checked finite."""
+    entry = {name: values.get(name) for name in CONTENT if name != "seq"}
+    entry["at"] = values.get("at") or at
+    entry["app_version"] = values.get("app_version") or __version__
+    if entry["kind"] not in KINDS:
+        raise ValueError(f"unknown audit kind {entry['kind']!r}")
+    if not entry["actor"]:
+        raise ValueError("an audit row needs an actor")
+    for name in ("inputs", "details"):
+        if entry[name] is not None and not isinstance(entry[name], str):
+            entry[name] = canonical(entry[name])
+    if entry["score"] is not None:
+        entry["score"] = float(entry["score"])
+        if not math.isfinite(entry["score"]):
+            raise ValueError("an audited score must be finite")
+    return entry
+
+
+def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
+    """Chain ``entries`` after the head, inside the caller's open transaction; returns the new count.
+
+    Use within ``transaction(conn)``, so that the rows are written together with whatever
+    the caller changes in the same database (a deployment pointer, a key) or not at all.
+    """
+    if not conn.in_transaction:
+        raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
+    count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
+    at = now_iso()
+    rows = []
+    for values in entries:
+        entry = _entry(values, at)
+        count += 1
+        entry["seq"] = count
+        entry["prev_hash"] = head
+        head = entry["row_hash"] = row_hash(head, entry)
+        rows.append(tuple(entry[name] for name in COLUMNS))
+    if rows:
+        placeholders = ", ".join("?" * len(COLUMNS))
+        conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        conn.execute("UPDATE chain_head SET count = ?, head_hash = ? WHERE id = 1", (count, head))
+    return count
+
+
+def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
+    """Append ``entries`` in one transaction of their own and commit before returning.
+
+    Raises AuditUnavailable if they could not be written: nothing was written then.
+    """
+    with transaction(conn):
+        return append(conn, entries)
+
+
+def record_predictions(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Audit the scored readings of one request (one or a whole batch) in ONE transaction.
+
+    Each row: ``actor``, ``request_id``, ``source``, ``equipment_id``, ``inputs`` (the eight
+    sensor values), ``score``, ``decision``, ``model_version``, ``client``; ``at`` and
+    ``app_version`` default to now and this service. Call it before sending the response.
+    """
+    return record(conn, ({**row, "kind": "prediction"} for row in rows))
+
+
+def record_action(
+    conn: sqlite3.Connection,
+    kind: str,
+    actor: str,
+    details: Mapping[str, Any],
+    *,
+    request_id: str | None = None,
+    client: str | None = None,
+    model_version: str | None = None,
+) -> int:
+    """Audit one admin or business action (``deploy``, ``key_create``...) in its own transaction."""
+    entry = {
+        "kind": kind,
+        "actor": actor,
+        "details": dict(details),
+        "request_id": request_id,
+        "client": client,
+        "model_version": model_version,
+    }
+    return record(conn, [entry])
+
+
+@dataclass
+class Report:
+    """What ``verify`` found: ``ok`` and, if not, the first broken row and why (French)."""
+
+    rows: int
+    head_hash: str
+    ok: bool = True
+    first_bad_seq: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        if self.ok:
+            return (
+                f"Journal d'audit intègre : {self.rows} ligne(s), chaîne de hachage vérifiée.\n"
+                f"Empreinte de tête (à conserver hors du serveur) : {self.head_hash}"
+            )
+        where = f" ; première ligne en cause : n° {self.first_bad_seq}" if self.first_bad_seq else ""
+        return "Journal d'audit ALTÉRÉ" + where + ".\n" + "\n".join(f"- {p}" for p in self.problems)
+
+
+def verify(path: str | os.PathLike | None = None, anchor: str | None = None) -> Report:
+    """Recompute the whole chain and compare it with the stored hashes and the head.
+
+    Detects an edited row (its hash no longer matches its content), an inserted or
+    deleted row (the next row's ``prev_hash``, or a gap in the sequence), and a
+    truncated tail (``chain_head`` says more rows, or another head). ``anchor`` is a
+    head hash kept elsewhere: the chain must contain it.
+    """
+    conn = connect(path)
+    try:
+        stored = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
+        report = Report(rows=0, head_hash=GENESIS)
+        prev, expected_seq, anchored = GENESIS, 1, anchor is None or anchor == GENESIS
+
+        def bad(seq: int | None, message: str) -> None:
+            if report.ok:
+                report.first_bad_seq = seq
+            report.ok = False
+            if len(report.problems) < 20:
+                report.problems.append(message)
+
+        for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit ORDER BY seq"):
+            seq = row["seq"]
+            report.rows += 1
+            if seq != expected_seq:
+                bad(seq, f"ligne n° {seq} : numéro attendu {expected_seq} (ligne supprimée ou insérée avant elle)")
+            if row["prev_hash"] != prev:
+                bad(seq, f"ligne n° {seq} : ne suit pas la ligne précédente (ligne supprimée ou insérée avant elle)")
+            if row_hash(row["prev_hash"], dict(row)) != row["row_hash"]:
+                bad(seq, f"ligne n° {seq} : contenu modifié (son empreinte ne correspond plus)")
+            prev, expected_seq = row["row_hash"], seq + 1
+            anchored = anchored or prev == anchor
+        report.head_hash = prev
+        if (report.rows, prev) != (stored["count"], stored["head_hash"]):
+            bad(
+                report.rows + 1 if report.rows < stored["count"] else None,
+                f"tête de chaîne : {stored['count']} ligne(s) enregistrée(s), {report.rows} présente(s) "
+                "(dernières lignes supprimées, ou tête modifiée)",
+            )
+        if not anchored:
+            bad(None, f"l'empreinte d'ancrage {anchor[:16]}… n'apparaît pas dans la chaîne")
+        return report
+    finally:
+        conn.close()
+
+
+def _utc(value: str | datetime | None) -> str | None:
+    """An ISO time (or datetime) as the UTC ISO text stored in ``at``; naive times are UTC."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def query(
+    path: str | os.PathLike | None = None,
+    user: str | None = None,
+    model_version: str | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Audit rows matching the filters, oldest first; ``since`` inclusive, ``until`` exclusive.
+
+    ``inputs`` and ``details`` come back decoded. Raises ValueError (French) on a bad time.
+    """
+    clauses, params = [], []
+    for column, value in (("actor", user), ("model_version", model_version), ("kind", kind)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    try:
+        bounds = (("at >= ?", _utc(since)), ("at < ?", _utc(until)))
+    except ValueError:
+        raise ValueError("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
+    for clause, value in bounds:
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    limit = max(0, min(int(limit), MAX_QUERY_ROWS))
+    conn = connect(path)
+    try:
+        cursor = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM audit {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*params, limit, max(0, int(offset))),
+        )
+        rows = [dict(row) for row in cursor]
+    finally:
+        conn.close()
+    for row in rows:
+        for name in ("inputs", "details"):
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+    return rows
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The rows of ``query`` as CSV text (``;``-separated, like the inference log), JSON columns as text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [canonical(row[c]) if c in ("inputs", "details") and row[c] is not None else row[c] for c in COLUMNS]
+        )
+    return buffer.getvalue()
+
+
+def recent_inputs(path: str | os.PathLike | None = None, limit: int = 1440) -> list[tuple[dict[str, float], str]]:
+    """The last ``limit`` audited readings (inputs, decision), oldest first: to refill a drift window at start."""
+    conn = connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT inputs, decision FROM audit WHERE kind = 'prediction' ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(json.loads(r["inputs"]), r["decision"]) for r in reversed(rows)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stage4_prod.audit", description="Journal d'audit de l'étape 4.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("verify", help="vérifie la chaîne de hachage (code de sortie 1 si elle est altérée)")
+    check.add_argument("--db", default=None, help="base d'état (défaut : $STATE_DB ou state/stage4.sqlite)")
+    check.add_argument("--ancre", default=None, help="empreinte de tête conservée ailleurs, qui doit figurer")
+    export = sub.add_parser("export", help="écrit les lignes en CSV sur la sortie standard")
+    export.add_argument("--db", default=None, help="base d'état (défaut : $STATE_DB ou state/stage4.sqlite)")
+    export.add_argument("--utilisateur", default=None, help="nom de la clé d'API qui a agi")
+    export.add_argument("--version-modele", default=None, help="version du modèle")
+    export.add_argument("--depuis", default=None, help="date ISO 8601 (incluse)")
+    export.add_argument("--jusqua", default=None, help="date ISO 8601 (exclue)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "verify":
+            if not db_path(args.db).is_file():
+                print(f"Aucun journal d'audit : {db_path(args.db)} n'existe pas.", file=sys.stderr)
+                return 2
+            report = verify(args.db, args.ancre)
+            print(report.text(), file=sys.stdout if report.ok else sys.stderr)
+            return 0 if report.ok else 1
+        rows = query(args.db, args.utilisateur, args.version_modele, args.depuis, args.jusqua, limit=MAX_QUERY_ROWS)
+        sys.stdout.write(to_csv(rows))
+        return 0
+    except (AuditUnavailable, ValueError) as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

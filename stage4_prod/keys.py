@@ -1,0 +1,69 @@
+"""API keys from the command line: create (the key is printed once), revoke, list.
+
+    python -m stage4_prod.keys create --name atelier-nord --role operator
+    python -m stage4_prod.keys revoke 3f9c0a1e2b4d5c6f
+    python -m stage4_prod.keys list
+
+The state database is ``--db``, else ``$STATE_DB``, else ``state/stage4.sqlite``. Each
+creation and revocation is written to the audit trail under the name given by ``--par``
+(default: the system user running the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from stage4_prod import audit, auth
+
+
+def operator_name() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stage4_prod.keys", description="Clés d'API de l'étape 4.")
+    parser.add_argument("--db", default=None, help="base d'état (défaut : $STATE_DB ou state/stage4.sqlite)")
+    parser.add_argument(
+        "--par", default=None, help="qui agit, pour le journal d'audit (défaut : l'utilisateur système)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="crée une clé et l'affiche une seule fois")
+    create.add_argument("--name", required=True, help="à qui ou à quoi sert la clé (personne, site, tâche)")
+    create.add_argument("--role", required=True, choices=auth.ROLES, help="rôle de la clé")
+    revoke = sub.add_parser("revoke", help="révoque une clé par son identifiant (voir list)")
+    revoke.add_argument("key_id", help="identifiant public de la clé (16 caractères hexadécimaux)")
+    sub.add_parser("list", help="liste les clés (jamais les clés elles-mêmes)")
+    args = parser.parse_args(argv)
+    by = args.par or operator_name()
+    db = audit.db_path(args.db)
+    try:
+        if args.command == "create":
+            key = auth.create_key(db, args.name, args.role, by=by)
+            print(f"Clé créée pour « {args.name.strip()} » (rôle {args.role}) :\n\n    {key}\n")
+            print("Copiez-la maintenant : elle ne sera plus jamais affichée (seule son empreinte est conservée).")
+            print(f"Envoyez-la dans l'en-tête {auth.HEADER}. Identifiant public, pour la révoquer : {key[3:19]}")
+        elif args.command == "revoke":
+            auth.revoke_key(db, args.key_id, by=by)
+            print(f"Clé {args.key_id} révoquée : elle est refusée dès la prochaine requête.")
+        else:
+            keys = auth.list_keys(db)
+            if not keys:
+                print(f"Aucune clé dans {db}. Créez-en une : make create-key NAME=... ROLE=...")
+                return 0
+            print(f"{'identifiant':<17} {'nom':<24} {'rôle':<9} {'créée le':<30} état")
+            for k in keys:
+                state = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
+                print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {state}")
+    except (auth.KeyRefused, audit.AuditUnavailable) as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Drift monitoring: a recalibrated sensor raises the alert, normal operation raises none."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.model import AnomalyModel
+from common.schema import SENSOR_NAMES
+from common.simulator import simulate
+from stage4_prod import drift
+
+
+@pytest.fixture(scope="module")
+def model() -> AnomalyModel:
+    """Trained like the default model: five simulated benches, three days each (seeds unused below)."""
+    frame = pd.concat(
+        [simulate("normal", seed=s, hours=72, equipment_id=f"pompe-{s}") for s in range(5)], ignore_index=True
+    )
+    return AnomalyModel().fit(frame)
+
+
+@pytest.fixture(scope="module")
+def reference(model) -> dict:
+    return model.reference_
+
+
+def test_reference_cdf_is_a_cdf_even_with_ties():
+    q = [0.0] * 30 + list(np.linspace(0, 1, 71))
+    cdf = drift.reference_cdf(q)
+    x = np.linspace(-1, 2, 301)
+    y = cdf(x)
+    assert y[0] == 0 and y[-1] == 1 and np.all(np.diff(y) >= 0)
+    assert cdf(0.0) == pytest.approx(0.30)  # the tie is a jump
+
+
+def test_psi_is_small_on_the_reference_itself_and_large_on_a_shift(reference):
+    q = np.asarray(reference["inputs"]["pressure"])
+    sample = np.interp(np.random.default_rng(0).random(5000), np.linspace(0, 1, 101), q)
+    assert drift.psi(sample, q) < 0.02
+    assert drift.psi(sample + 0.08, q) > drift.PSI_ALERT
+    assert np.isfinite(drift.psi(np.full(100, 1e6), q))  # every reading in one outer bin: epsilon keeps it finite
+    statistic, p_value = drift.ks(sample, q)
+    assert statistic < 0.03 and p_value > 0.01
+
+
+def test_too_few_readings_say_so(reference):
+    monitor = drift.DriftMonitor(reference, window=1440)
+    monitor.observe(simulate("normal", seed=500, hours=5), [False] * 300)
+    report = monitor.report()
+    assert report["status"] == drift.TOO_FEW and report["readings_in_window"] == 300
+    assert report["sensors"]["pressure"]["psi"] is None
+
+
+def test_window_slides(reference):
+    monitor = drift.DriftMonitor(reference, window=100, min_readings=10)
+    values = np.arange(250 * 8, dtype=float).reshape(250, 8)
+    monitor.observe(values[:150], [False] * 150)
+    monitor.observe(values[150:], [True] * 100)
+    kept, alarms, seen = monitor._snapshot()
+    assert seen == 250 and len(kept) == 100 and alarms.all()
+    assert sorted(kept[:, 0]) == list(values[150:, 0])
+
+
+def test_drift_scenario_raises_the_alert_on_the_recalibrated_sensor_only(reference, caplog):
+    caplog.set_level(logging.INFO, logger="stage4_prod.drift")
+    cases = drift.drift_windows(n_series=8)
+    assert {sensor for sensor, _ in cases} == {"thermocouple", "pressure"}
+    for sensor, frame in cases:
+        monitor = drift.DriftMonitor(reference, model_version="1.0.0")
+        monitor.observe(frame, [False] * len(frame))  # the automatic evaluations log the change
+        report = monitor.report()
+        assert report["status"] == drift.ALERT
+        assert report["sensors"][sensor]["status"] == drift.ALERT, sensor
+        assert [n for n, s in report["sensors"].items() if s["status"] == drift.ALERT] == [sensor]
+        assert f"dérive détectée : {sensor} passe de ok à alerte" in caplog.text
+
+
+def test_drift_is_detected_in_a_live_stream_soon_after_the_recalibration(reference):
+    sensor, frame = drift.drift_windows(n_series=1, window=1440)[0]
+    normal = simulate("normal", seed=0, hours=frame.shape[0] / 60 * 3)
+    onset = int(np.argmax(frame[sensor].to_numpy() != normal[sensor].to_numpy()[-len(frame) :]))
+    before = simulate("normal", seed=321, hours=24)
+    monitor = drift.DriftMonitor(reference)
+    monitor.observe(before, [False] * len(before))
+    assert monitor.report(log=False)["status"] != drift.ALERT
+    first_alert = None
+    for start in range(0, len(frame), 60):  # an hour of readings at a time
+        chunk = frame.iloc[start : start + 60]
+        monitor.observe(chunk, [False] * len(chunk))
+        if monitor.report(log=False)["sensors"][sensor]["status"] == drift.ALERT:
+            first_alert = start + len(chunk)
+            break
+    assert first_alert is not None and first_alert - onset < 1440
+
+
+def test_normal_operation_raises_no_alert_over_200_windows(model, reference):
+    result = drift.false_alarm_rate(reference, n_windows=200, model=model)
+    print(
+        f"\nfalse alerts on normal data: {100 * result['alert_rate']:.1f} % of {result['windows']} windows "
+        f"(warnings {100 * result['warn_rate']:.1f} %, max PSI {result['max_psi']:.3f}, "
+        f"max alarm rate {100 * result['max_alarm_rate']:.2f} %)"
+    )
+    assert result["alert_rate"] == 0.0
+    assert result["max_psi"] < drift.PSI_ALERT
+    assert result["warn_rate"] < 0.2
+
+
+def test_alarm_rate_rule(reference):
+    monitor = drift.DriftMonitor(reference)
+    expected = reference["alarm_rate"]
+    n = 1440
+    assert monitor.alarm_rate_check(int(2 * expected * n) + 1, n)["status"] == drift.OK
+    assert monitor.alarm_rate_check(int(7 * expected * n), n)["status"] == drift.WARN
+    assert monitor.alarm_rate_check(int(20 * expected * n), n)["status"] == drift.ALERT
+    assert monitor.alarm_rate_check(drift.MIN_ALARMS - 1, 100)["status"] == drift.OK  # too few alarms to judge
+
+
+def test_a_fault_raises_the_alarm_rate_alert(model, reference):
+    frame = simulate("cavitation", seed=77, hours=48).iloc[-1440:]
+    monitor = drift.DriftMonitor(reference)
+    monitor.observe(frame, model.predict(frame))
+    report = monitor.report()
+    assert report["alarm_rate"]["status"] == drift.ALERT and report["status"] == drift.ALERT
+
+
+def test_observe_is_thread_safe(reference):
+    monitor = drift.DriftMonitor(reference, window=100_000, check_every=10**9)
+    rows = [dict(zip(SENSOR_NAMES, np.ones(8), strict=True))] * 10
+
+    def feed() -> None:
+        for _ in range(200):
+            monitor.observe(rows, ["Anomalie"] * 10)
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _, alarms, seen = monitor._snapshot()
+    assert seen == 8000 and len(alarms) == 8000 and alarms.all()
+
+
+def test_report_is_json(reference):
+    import json
+
+    monitor = drift.DriftMonitor(reference, window=600)
+    frame = simulate("normal", seed=9, hours=12)
+    monitor.observe(frame, ["Normal"] * len(frame))
+    assert json.loads(json.dumps(monitor.report()))["status"] in (drift.OK, drift.WARN, drift.ALERT)
