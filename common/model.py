@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from common.fast_forest import FastForest
-from common.features import DEFAULT_WINDOW, feature_names, make_features, trailing_mean
+from common.features import DEFAULT_WINDOW, feature_matrix, feature_names, series_layout, trailing_mean
 from common.schema import SENSOR_NAMES
 
 REFERENCE_PERCENTILES = np.linspace(0, 100, 101)
@@ -60,7 +60,7 @@ class AnomalyModel:
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
         """Feature matrix of a sensor frame, in the order the forest was fitted on."""
-        return make_features(frame, self.window).to_numpy()
+        return feature_matrix(frame, self.window)
 
     def fit(self, frame: pd.DataFrame) -> AnomalyModel:
         """Learn the forest and the alarm threshold from a sensor frame of normal operation.
@@ -116,7 +116,9 @@ class AnomalyModel:
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Anomaly score of every row of a sensor frame (higher = more abnormal)."""
-        return self.smooth(frame, self.score_features(self.features(frame)))
+        layout = series_layout(frame)  # worked out once for the features and the smoothing
+        x = feature_matrix(frame, self.window, layout)
+        return trailing_mean(frame, self.score_features(x), self.smoothing, layout)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """True where a row's score exceeds the alarm threshold."""

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from common.data import frame_from_readings
-from common.features import DEFAULT_WINDOW, PHYSICS, feature_names, make_features, trailing_mean
+from common.features import DEFAULT_WINDOW, PHYSICS, STUCK_EPS, feature_names, make_features, trailing_mean
 from common.schema import BY_NAME, EXAMPLE_READING, SENSOR_NAMES
 from common.simulator import simulate
 
@@ -87,3 +87,56 @@ def test_trailing_mean_uses_the_available_readings_of_each_equipment():
 def test_window_must_be_positive(series):
     with pytest.raises(ValueError):
         make_features(series, window=0)
+
+
+def _plain_trailing(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition, written plainly: mean and std of each row's trailing window, from numpy's own sum and std."""
+    n, k = values.shape
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([np.full((window - 1, k), np.nan), values]), window, axis=0
+    )
+    counts = np.sum(~np.isnan(windows), axis=2)
+    mean = np.sum(np.nan_to_num(windows, nan=0.0), axis=2) / np.maximum(counts, 1)
+    full = counts.min(axis=1) == window
+    std = np.full((n, k), np.nan)
+    std[full] = np.std(windows[full], axis=2, ddof=1) if window > 1 else 0.0
+    return mean, std
+
+
+def _plain_series(frame: pd.DataFrame) -> list[np.ndarray]:
+    order = np.lexsort((frame["timestamp"].to_numpy(),))
+    equipment = frame["equipment_id"].to_numpy()
+    return [order[equipment[order] == e] for e in pd.unique(equipment)]
+
+
+def _messy_frame(n: int, seed: int) -> pd.DataFrame:
+    """Interleaved equipments, shuffled rows, repeated timestamps, NaN and infinite values."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(5, 2, size=(n, len(SENSOR_NAMES))) * 10.0 ** rng.integers(-3, 3, size=(n, len(SENSOR_NAMES)))
+    values[rng.random(values.shape) < 0.02] = np.nan
+    values[rng.random(values.shape) < 0.005] = np.inf
+    frame = pd.DataFrame(values, columns=list(SENSOR_NAMES))
+    frame.insert(0, "equipment_id", [f"p{i}" for i in rng.integers(0, 3, n)])
+    frame.insert(0, "timestamp", pd.date_range("2026-01-01", periods=n, freq="1s")[rng.integers(0, n // 2 + 1, n)])
+    return frame.sample(frac=1.0, random_state=seed)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("window", [1, 2, 7, 8, 10, 17])
+@pytest.mark.parametrize("n", [1, 2, 9, 400])
+def test_fast_windows_equal_the_plain_definition_to_the_bit(window, n):
+    """The fast paths (no per-equipment loop, sums term by term) give numpy's own results exactly."""
+    frame = _messy_frame(n, seed=window * 1000 + n)
+    raw = frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")
+    scores = np.random.default_rng(n).random((n, 1))
+    std, mean, mean3 = np.empty_like(raw), np.empty_like(scores), np.empty((n, 3))
+    several = np.random.default_rng(window).random((n, 3))
+    for rows in _plain_series(frame):
+        std[rows] = _plain_trailing(raw[rows], window)[1]
+        mean[rows] = _plain_trailing(scores[rows], window)[0]
+        mean3[rows] = _plain_trailing(several[rows], window)[0]
+    stuck = np.log(np.column_stack([std[:, SENSOR_NAMES.index(name)] + eps for name, eps in STUCK_EPS.items()]))
+    features = make_features(frame, window).to_numpy()
+    assert np.array_equal(features[:, len(PHYSICS) :], stuck, equal_nan=True)
+    assert np.array_equal(trailing_mean(frame, scores[:, 0], window), mean[:, 0])
+    assert np.array_equal(trailing_mean(frame, several, window), mean3)
