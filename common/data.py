@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -309,11 +310,19 @@ def frame_from_readings(
     the default one.
     """
     rows = list(readings)
-    frame = pd.DataFrame({name: [float(r[name]) for r in rows] for name in SENSOR_NAMES})
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    frame.insert(0, EQUIPMENT_ID, [r.get(EQUIPMENT_ID) or equipment_id for r in rows])
-    frame.insert(0, TIMESTAMP, pd.to_datetime([r.get(TIMESTAMP) or now for r in rows]))
-    return frame
+    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
+    stamps = [r.get(TIMESTAMP) for r in rows]
+    if all(t is None for t in stamps):  # the common case of a live reading: no parsing needed
+        times = np.full(len(rows), now)
+    else:
+        times = pd.to_datetime([now if t is None else t for t in stamps]).as_unit("us").to_numpy()
+    columns: dict[str, Any] = {
+        TIMESTAMP: times,
+        EQUIPMENT_ID: np.array([r.get(EQUIPMENT_ID) or equipment_id for r in rows], dtype=object),
+    }
+    for name in SENSOR_NAMES:
+        columns[name] = np.array([r[name] for r in rows], dtype="float64")
+    return pd.DataFrame(columns, copy=False)
 
 
 def write_csv(
