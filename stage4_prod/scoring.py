@@ -1,0 +1,150 @@
+"""Score readings and files with a registered model: what the CLIs, the API and the stream share.
+
+A file is read and scored chunk by chunk with an IncrementalScorer: each reading is scored
+in the context of its equipment's previous readings, so a batch job, an uploaded file and
+a stream give the very same scores as scoring the whole series at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.data import DEFAULT_CHUNK_ROWS, Source, frame_from_readings, load_csv, read_chunks
+from common.incremental import IncrementalScorer
+from common.registry import LoadedModel, load
+from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP, validate_reading
+from stage4_prod import deployment
+from stage4_prod.settings import Settings
+
+NORMAL = "Normal"
+ANOMALY = "Anomalie"
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """The version the deployment pointer serves, else the one the settings name (the latest if none), sha256 checked.
+
+    Raises common.registry.RegistryError, or audit.AuditUnavailable if the state database cannot be read.
+    """
+    pointer = deployment.current(settings.state_db) if settings.state_db.exists() else None
+    return load(pointer.version if pointer else settings.model_version, settings.models_dir)
+
+
+def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one reading (snake_case keys) and score it alone.
+
+    Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
+    Raises common.schema.ValidationError naming the faulty field.
+    """
+    values = validate_reading(reading)
+    score = float(loaded.model.score(frame_from_readings([values]))[0])
+    return {
+        "score": score,
+        "decision": decide([score], loaded.model.threshold_)[0],
+        "threshold": loaded.model.threshold_,
+        "model_version": loaded.version,
+    }
+
+
+def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_EQUIPMENT_ID) -> pd.DataFrame:
+    """Load a SKAB-format CSV and add ``score`` and ``decision`` to every row.
+
+    Raises common.data.DataError (French message) if the file cannot be used.
+    """
+    frame = load_csv(source, equipment_id=equipment_id)
+    scores = loaded.model.score(frame)
+    frame["score"] = scores
+    frame["decision"] = decide(scores, loaded.model.threshold_)
+    return frame
+
+
+def decide(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
+    """ "Anomalie" where a score exceeds the alarm threshold, else "Normal"."""
+    return [ANOMALY if s > threshold else NORMAL for s in scores]
+
+
+def with_scores(frame: pd.DataFrame, scores: np.ndarray, loaded: LoadedModel) -> pd.DataFrame:
+    """``frame`` with the columns ``score``, ``decision`` and ``model_version`` added."""
+    return frame.assign(score=scores, decision=decide(scores, loaded.model.threshold_), model_version=loaded.version)
+
+
+def score_chunks(
+    loaded: LoadedModel,
+    source: Source,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    equipment_id: str = DEFAULT_EQUIPMENT_ID,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, float]]:
+    """Read and score a SKAB-format CSV chunk by chunk, in bounded memory.
+
+    Yields ``(scored, rejects, latency_ms)`` per chunk: the valid rows with their scores
+    (``with_scores``), the rejected rows with line, reason and text
+    (``common.data.read_chunks``), and the time spent scoring. The scores equal those of
+    the whole file scored at once. Raises common.data.DataError if the file cannot be used.
+    """
+    scorer = IncrementalScorer(loaded.model)
+    for valid, rejects in read_chunks(source, chunk_rows, equipment_id):
+        start = time.perf_counter()
+        scores = scorer.score(valid) if len(valid) else np.empty(0)
+        yield with_scores(valid, scores, loaded), rejects, (time.perf_counter() - start) * 1000
+
+
+class Scorers:
+    """One IncrementalScorer per served model version, created on first use: the stream follows deploys.
+
+    After a switch, an equipment's first readings are scored without the previous ones
+    (the new version's history starts empty), as after a restart.
+    """
+
+    def __init__(self, max_equipments: int):
+        self.max_equipments = max_equipments
+        self._scorers: dict[str, IncrementalScorer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, loaded: LoadedModel) -> IncrementalScorer:
+        with self._lock:
+            if loaded.version not in self._scorers:
+                self._scorers[loaded.version] = IncrementalScorer(loaded.model, self.max_equipments)
+            return self._scorers[loaded.version]
+
+
+def audit_rows(actor: str, client: str | None, source: str, request_id: str, scored: pd.DataFrame) -> list[dict]:
+    """One audit row per scored reading (``with_scores``): who, from where, the inputs and their timestamp, the result."""
+    inputs = scored[list(SENSOR_NAMES)].to_dict("records")
+    stamps = scored[TIMESTAMP].map(lambda t: t.isoformat())
+    columns = zip(
+        inputs, stamps, scored[EQUIPMENT_ID], scored["score"], scored["decision"], scored["model_version"], strict=True
+    )
+    return [
+        {
+            "actor": actor,
+            "request_id": request_id,
+            "source": source,
+            "equipment_id": equipment,
+            "inputs": {**values, TIMESTAMP: stamp},
+            "score": score,
+            "decision": decision,
+            "model_version": version,
+            "client": client,
+        }
+        for values, stamp, equipment, score, decision, version in columns
+    ]
+
+
+def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
+    """A French summary of a scored file: how many readings, how many alarms, when."""
+    alarms = scored[scored["decision"] == ANOMALY]
+    n, k = len(scored), len(alarms)
+    lines = [f"{n} mesures analysées avec le modèle {loaded.version} : {k} anomalie(s) ({100 * k / n:.1f} %)."]
+    if k:
+        first, last = alarms["timestamp"].min(), alarms["timestamp"].max()
+        lines.append(f"Première anomalie : {first}, dernière : {last}.")
+        top = alarms.nlargest(1, "score").iloc[0]
+        lines.append(
+            f"Score le plus élevé : {top['score']:.3f} le {top['timestamp']} (seuil d'alarme {loaded.model.threshold_:.3f})."
+        )
+    return "\n".join(lines)
