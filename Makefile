@@ -116,8 +116,8 @@ replay: $(STAMP) ## Rejoue un fichier CSV sur le flux de l'étape 3 : make repla
 logs-summary: $(STAMP) ## Résume le journal des inférences (logs/ ou LOG_DIR) : volumes, taux d'anomalies, latence par version
 	$(PY) -m stage3_preprod.logs_summary
 
-report: $(STAMP) ## Construit reports/rapport.html depuis le journal des inférences (graphiques, lisible hors ligne)
-	$(PY) -m stage3_preprod.report
+report: $(STAMP) ## Construit reports/rapport.html depuis le journal des inférences (graphiques et dérive, lisible hors ligne)
+	$(PY) -m stage4_prod.report
 
 # Stage 4 without Docker: two uvicorn workers sharing the state database (STATE_DB, default state/stage4.sqlite:
 # key hashes, audit trail, served-model pointer, feedback). Keys are printed once, never stored.

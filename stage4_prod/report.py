@@ -2,9 +2,11 @@
 
     python -m stage4_prod.report [--logs logs/] [--output reports/rapport.html]
 
-Three plots (matplotlib, embedded as base64 PNG: one self-contained file, no network):
+Four plots (matplotlib, embedded as base64 PNG: one self-contained file, no network):
 anomaly rate over time per model version, score distribution with each version's alarm
-threshold, latency over time; and the per-version table of ``logs_summary``. matplotlib
+threshold, latency over time, and the drift of each sensor (PSI of successive windows of
+logged inputs against the model's reference distribution); and the per-version table of
+``logs_summary``. matplotlib
 is a reporting tool: it is in requirements-dev.txt, not in the service's image.
 """
 
@@ -25,6 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common.registry import RegistryError, read_metadata  # noqa: E402
+from common.schema import SENSOR_NAMES  # noqa: E402
+from stage4_prod import drift  # noqa: E402
 from stage4_prod.inference_log import read_logs  # noqa: E402
 from stage4_prod.logs_summary import by_version  # noqa: E402
 from stage4_prod.scoring import ANOMALY  # noqa: E402
@@ -89,6 +93,46 @@ def latency_plot(logs: pd.DataFrame, step: str) -> str:
     return png(figure)
 
 
+def drift_series(logs: pd.DataFrame, models_dir: Path) -> tuple[str, pd.DataFrame] | None:
+    """PSI per sensor of successive windows of logged inputs, against the model's reference.
+
+    One row per window of ``drift.WINDOW`` readings of the most used model version,
+    indexed by the time of the window's last reading (the last window counts if it holds
+    at least ``drift.MIN_READINGS``). None when the log is too short or the version's
+    metadata is not in this registry.
+    """
+    version = str(logs["model_version"].value_counts().idxmax())
+    try:
+        reference = read_metadata(version, models_dir)["reference"]["inputs"]
+    except (RegistryError, KeyError):
+        return None
+    rows = logs[logs["model_version"].astype(str) == version].sort_values("time", kind="stable")
+    starts = [i for i in range(0, len(rows), drift.WINDOW) if len(rows) - i >= drift.MIN_READINGS]
+    if not starts:
+        return None
+    ends = [rows["time"].iloc[min(i + drift.WINDOW, len(rows)) - 1] for i in starts]
+    values = {name: rows[name].to_numpy(dtype="float64") for name in SENSOR_NAMES}
+    table = {name: [drift.psi(v[i : i + drift.WINDOW], reference[name]) for i in starts] for name, v in values.items()}
+    return version, pd.DataFrame(table, index=pd.Index(ends, name="time"))
+
+
+def drift_plot(logs: pd.DataFrame, models_dir: Path) -> str | None:
+    """The PSI curves of ``drift_series`` with the warning and alert thresholds."""
+    series = drift_series(logs, models_dir)
+    if series is None:
+        return None
+    version, table = series
+    figure, ax = plt.subplots(figsize=(9, 3.5))
+    for name in table.columns:
+        ax.plot(table.index, table[name].to_numpy(), marker=".", label=name)
+    ax.axhline(drift.PSI_WARN, linestyle="--", color="orange")
+    ax.axhline(drift.PSI_ALERT, linestyle="--", color="red")
+    ax.set(title=f"Dérive des entrées (PSI par fenêtre de {drift.WINDOW} mesures, modèle {version})", ylabel="PSI")
+    ax.legend(fontsize=7, ncol=2)
+    figure.autofmt_xdate()
+    return png(figure)
+
+
 def build(logs: pd.DataFrame, models_dir: Path) -> str:
     """The complete French HTML page."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -104,14 +148,21 @@ def build(logs: pd.DataFrame, models_dir: Path) -> str:
         for v, r in table.iterrows()
     )
     sources = ", ".join(f"{escape(str(s))} : {n}" for s, n in logs["source"].value_counts().items())
+    drift_png = drift_plot(logs, models_dir)
     plots = "".join(
         f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
         for alt, data in (
             ("taux d'anomalies", anomaly_rate_plot(logs, step)),
             ("distribution des scores", score_plot(logs, models_dir)),
             ("latence", latency_plot(logs, step)),
+            ("dérive des entrées", drift_png),
         )
+        if data
     )
+    if drift_png is None:
+        plots += (
+            f"<p>Dérive : journal trop court (moins de {drift.MIN_READINGS} mesures) ou modèle absent du registre.</p>"
+        )
     return (
         f"{head}<h1>Rapport des inférences</h1>"
         f"<p>{len(logs)} prédictions du {logs['time'].min():%Y-%m-%d %H:%M} au {logs['time'].max():%Y-%m-%d %H:%M} (UTC), "
