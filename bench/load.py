@@ -10,6 +10,12 @@ against ``bench.echo``). Each connection sends its next request when the previou
 has arrived (closed loop): latency is measured per request, throughput over the whole
 measured phase. Bounded: it stops after ``--requests`` requests or ``--max-seconds``,
 whichever comes first, and says which. Prints one JSON object on stdout.
+
+``--websocket``: the same closed loop over WebSocket connections (the ``websockets``
+package): each connection sends one reading per message (the body file as a template,
+with its own ``equipment_id`` and the current time as a strictly increasing timestamp, so that the
+readings of each equipment stay in order) and waits for its answer; an answer with a
+``detail`` field (a refused reading) counts as an error.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import json
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -87,17 +94,49 @@ async def connection(host: str, port: int, request: bytes, budget: Budget, laten
             writer.close()
 
 
+_last_stamp = [datetime.min]
+
+
+def next_stamp() -> str:
+    """The current UTC time, strictly later than the previous one: each equipment's readings stay in
+    order, also across the load processes of one run, which reuse the same equipment ids."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    _last_stamp[0] = max(now, _last_stamp[0] + timedelta(microseconds=1))
+    return _last_stamp[0].isoformat()
+
+
+async def ws_connection(args: argparse.Namespace, index: int, budget: Budget, latencies: list, errors: list) -> None:
+    from websockets.asyncio.client import connect
+
+    template = json.loads(Path(args.body_file).read_text()) if args.body_file else {}
+    template["equipment_id"] = f"bench-{index}"
+    headers = [tuple(h.split(":", 1)) for h in args.header]
+    url = f"ws://{args.host}:{args.port}{args.path}"
+    try:
+        async with connect(url, additional_headers=[(k.strip(), v.strip()) for k, v in headers]) as ws:
+            while budget.take():
+                template["timestamp"] = next_stamp()
+                message = json.dumps(template)
+                start = time.perf_counter_ns()
+                await ws.send(message)
+                answer = await ws.recv()
+                latencies.append(time.perf_counter_ns() - start)
+                if '"detail"' in answer:
+                    errors.append("refusé : " + str(json.loads(answer).get("detail"))[:120])
+    except Exception as exc:  # a closed or refused connection ends this client
+        errors.append(type(exc).__name__)
+
+
 async def phase(args: argparse.Namespace, request: bytes, requests: int) -> dict:
     budget = Budget(requests, args.max_seconds)
     latencies: list[int] = []
     errors: list[str] = []
     start = time.perf_counter()
-    await asyncio.gather(
-        *(
-            connection(args.host, args.port, request, budget, latencies, errors)
-            for _ in range(min(args.concurrency, requests))
-        )
-    )
+    clients = range(min(args.concurrency, requests))
+    if args.websocket:
+        await asyncio.gather(*(ws_connection(args, i, budget, latencies, errors) for i in clients))
+    else:
+        await asyncio.gather(*(connection(args.host, args.port, request, budget, latencies, errors) for _ in clients))
     elapsed = time.perf_counter() - start
     ms = np.array(latencies, dtype=float) / 1e6
     return {
@@ -117,6 +156,7 @@ async def phase(args: argparse.Namespace, request: bytes, requests: int) -> dict
 def build_request(args: argparse.Namespace) -> bytes:
     body = Path(args.body_file).read_bytes() if args.body_file else b""
     head = [f"{args.method} {args.path} HTTP/1.1", f"Host: {args.host}:{args.port}", "Connection: keep-alive"]
+    head += args.header
     if body or args.method in ("POST", "PUT"):
         head += [f"Content-Type: {args.content_type}", f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
@@ -127,7 +167,8 @@ async def main_async(args: argparse.Namespace) -> dict:
     if args.warmup:
         await phase(args, request, args.warmup)
     result = await phase(args, request, args.requests)
-    return {"concurrency": args.concurrency, "path": args.path, **result}
+    protocol = {"protocol": "websocket"} if args.websocket else {}
+    return {"concurrency": args.concurrency, "path": args.path, **protocol, **result}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -142,6 +183,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--max-seconds", type=float, default=20.0)
+    parser.add_argument("--header", action="append", default=[], help="« Nom: valeur », répétable")
+    parser.add_argument("--websocket", action="store_true", help="une mesure par message sur WebSocket")
     args = parser.parse_args(argv)
     if args.host not in LOOPBACK:
         parser.error("this load generator only targets the loopback interface (127.0.0.1)")

@@ -97,6 +97,8 @@ def run_load(
     content_type: str = "application/json",
     warmup: int = 200,
     max_seconds: float = 10.0,
+    headers: dict[str, str] | None = None,
+    websocket: bool = False,
 ) -> dict:
     """Run ``bench.load`` in its own process against 127.0.0.1:port and return its result."""
     with tempfile.NamedTemporaryFile(prefix="bench-body-", delete=False) as f:
@@ -107,6 +109,10 @@ def run_load(
         command += ["--max-seconds", str(max_seconds), "--content-type", content_type]
         if body is not None:
             command += ["--body-file", f.name]
+        for name, value in (headers or {}).items():
+            command += ["--header", f"{name}: {value}"]
+        if websocket:
+            command.append("--websocket")
         out = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=max_seconds * 2 + 60, check=True
         )
