@@ -53,6 +53,7 @@ import pandas as pd
 from scipy import stats
 
 from common.schema import SENSOR_NAMES
+from stage4_prod.scoring import ANOMALY  # the decision that counts as an alarm
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ MIN_ALARMS = 10
 CHECK_EVERY = 100  # readings between two automatic evaluations (which log status changes)
 OK, WARN, ALERT, TOO_FEW = "ok", "attention", "alerte", "insuffisant"
 SEVERITY = {TOO_FEW: 0, OK: 0, WARN: 1, ALERT: 2}
-ANOMALY = "Anomalie"  # the decision that counts as an alarm (scoring.ANOMALY)
 
 
 def reference_cdf(percentiles: Sequence[float]):

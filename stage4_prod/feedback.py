@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stage4_prod import audit
+from stage4_prod.scoring import ANOMALY  # the decision that counts as an alarm
 
 VERDICTS = ("confirmed", "rejected", "missed")
-ANOMALY = "Anomalie"  # the decision that counts as an alarm (scoring.ANOMALY)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
