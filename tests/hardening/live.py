@@ -8,6 +8,7 @@ answers, and is stopped (SIGTERM, then SIGKILL) or killed on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,10 +73,8 @@ class LiveServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def _signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill(self) -> None:
         """SIGKILL to the supervisor and every worker at once: no shutdown code runs."""
