@@ -19,9 +19,13 @@ in the forest's order, as scikit-learn adds them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
+
+if TYPE_CHECKING:  # scikit-learn is imported only to flatten a forest or to walk a large batch
+    from sklearn.ensemble import IsolationForest
 
 LEVELWISE_MAX_ROWS = 256  # measured: the compiled walk tree by tree overtakes between 100 and 300 rows
 CHUNK_ROWS = 65_536  # rows walked at once: a few MB, kept in cache across the trees
@@ -35,6 +39,48 @@ def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
     return rounded
 
 
+def flatten(forest: IsolationForest) -> dict[str, np.ndarray]:
+    """The arrays ``FastForest`` walks, one entry per node of every tree, in the forest's order.
+
+    Plain numpy arrays (``np.savez`` or pickle them as they are): with them, scoring up to
+    ``LEVELWISE_MAX_ROWS`` rows needs neither the fitted forest nor scikit-learn.
+    """
+    from sklearn.ensemble._iforest import _average_path_length
+
+    n_features = forest.n_features_in_
+    subsample = forest._max_features != n_features
+    features, bounds, children, terms, roots = [], [], [], [], []
+    offset = 0
+    for tree_idx, (estimator, columns) in enumerate(zip(forest.estimators_, forest.estimators_features_, strict=True)):
+        tree = estimator.tree_
+        n = tree.node_count
+        leaf = tree.children_left == -1
+        own = np.arange(n) + offset
+        # A leaf points to itself, so walking further than its depth changes nothing.
+        left = np.where(leaf, own, tree.children_left + offset)
+        right = np.where(leaf, own, tree.children_right + offset)
+        feature = np.where(leaf, 0, tree.feature)
+        feature = np.asarray(columns)[feature] if subsample else feature
+        nan_left = tree.missing_go_to_left.astype(bool)
+        bound = _float32_at_most(tree.threshold)
+        features.append(np.where(nan_left, feature + n_features, feature))  # negated copy of x
+        bounds.append(np.where(nan_left, -bound, np.nextafter(bound, np.float32(np.inf))))
+        children.append(np.where(nan_left, [left, right], [right, left]).T)
+        terms.append(forest._decision_path_lengths[tree_idx] + forest._average_path_length_per_tree[tree_idx] - 1.0)
+        roots.append(offset)
+        offset += n
+    return {
+        "feature": np.concatenate(features).astype(np.int64),
+        "bound": np.concatenate(bounds).astype(np.float32),
+        "child": np.concatenate(children).astype(np.int64),
+        "term": np.concatenate(terms).astype(np.float64),
+        "root": np.asarray(roots, dtype=np.int64),
+        "depth": np.int64(max(e.tree_.max_depth for e in forest.estimators_)),
+        "n_features": np.int64(n_features),
+        "denominator": np.float64(len(forest.estimators_) * _average_path_length([forest._max_samples])[0]),
+    }
+
+
 class FastForest:
     """A fitted IsolationForest prepared for fast scoring; ``score_samples(x)`` equals the forest's.
 
@@ -44,43 +90,52 @@ class FastForest:
     value (``-x < -t`` means right), a node that sends NaN right compares ``x < t'``
     with ``t'`` the next float32 above the threshold (True means left). Node ``i`` is
     stored at ``2 i``, so its child for outcome ``r`` is at ``2 i + r``.
+
+    ``FastForest(forest)`` flattens a fitted forest; ``FastForest.from_arrays(flatten(forest),
+    lambda: forest)`` rebuilds the same scorer from the flat arrays alone and asks for the
+    forest only when a large batch needs scikit-learn's compiled walk.
     """
 
     def __init__(self, forest: IsolationForest):
-        self.forest = forest
-        self.n_features = forest.n_features_in_
-        subsample = forest._max_features != forest.n_features_in_
-        features, bounds, children, terms, roots, self._trees = [], [], [], [], [], []
-        offset = 0
-        for tree_idx, (estimator, columns) in enumerate(
-            zip(forest.estimators_, forest.estimators_features_, strict=True)
-        ):
-            tree = estimator.tree_
-            n = tree.node_count
-            leaf = tree.children_left == -1
-            own = np.arange(n) + offset
-            # A leaf points to itself, so walking further than its depth changes nothing.
-            left = np.where(leaf, own, tree.children_left + offset)
-            right = np.where(leaf, own, tree.children_right + offset)
-            feature = np.where(leaf, 0, tree.feature)
-            feature = np.asarray(columns)[feature] if subsample else feature
-            nan_left = tree.missing_go_to_left.astype(bool)
-            bound = _float32_at_most(tree.threshold)
-            features.append(np.where(nan_left, feature + self.n_features, feature))  # negated copy of x
-            bounds.append(np.where(nan_left, -bound, np.nextafter(bound, np.float32(np.inf))))
-            children.append(np.where(nan_left, [left, right], [right, left]).T)
-            term = forest._decision_path_lengths[tree_idx] + forest._average_path_length_per_tree[tree_idx] - 1.0
-            terms.append(term)
-            roots.append(offset)
-            self._trees.append((tree, np.asarray(columns) if subsample else None, term))
-            offset += n
-        self.feature = np.repeat(np.concatenate(features), 2).astype(np.intp)
-        self.bound = np.repeat(np.concatenate(bounds).astype(np.float32), 2)
-        self.child = (2 * np.concatenate(children)).ravel().astype(np.intp)
-        self.term = np.repeat(np.concatenate(terms), 2)
-        self.roots = 2 * np.asarray(roots, dtype=np.intp)
-        self.depth = max(e.tree_.max_depth for e in forest.estimators_)
-        self.denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+        self._setup(flatten(forest), lambda: forest)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], forest: Callable[[], IsolationForest]) -> FastForest:
+        """The scorer of ``flatten``'s arrays; ``forest()`` gives the fitted forest when a large batch comes."""
+        fast = cls.__new__(cls)
+        fast._setup(arrays, forest)
+        return fast
+
+    def _setup(self, arrays: dict[str, np.ndarray], forest: Callable[[], IsolationForest]) -> None:
+        self.arrays = arrays
+        self._forest = forest
+        self._trees: list | None = None  # scikit-learn's trees, for large batches: looked up on first use
+        self.n_features = int(arrays["n_features"])
+        self.feature = np.repeat(arrays["feature"], 2).astype(np.intp)
+        self.bound = np.repeat(arrays["bound"], 2)
+        self.child = (2 * arrays["child"]).ravel().astype(np.intp)
+        self.term = np.repeat(arrays["term"], 2)
+        self.roots = 2 * arrays["root"].astype(np.intp)
+        self.depth = int(arrays["depth"])
+        self.denominator = float(arrays["denominator"])
+
+    @property
+    def forest(self) -> IsolationForest:
+        return self._forest()
+
+    def _tree_walks(self) -> list:
+        """(tree, its columns or None, path length of each of its leaves) for each tree of the forest."""
+        if self._trees is None:
+            forest = self.forest
+            subsample = forest._max_features != forest.n_features_in_
+            ends = [*self.arrays["root"][1:], len(self.arrays["term"])]
+            self._trees = [
+                (estimator.tree_, np.asarray(columns) if subsample else None, self.arrays["term"][start:end])
+                for estimator, columns, start, end in zip(
+                    forest.estimators_, forest.estimators_features_, self.arrays["root"], ends, strict=True
+                )
+            ]
+        return self._trees
 
     def _levelwise_depths(self, x: np.ndarray) -> np.ndarray:
         """Summed path lengths of float32 rows ``x``, all trees walked at once, level by level."""
@@ -103,7 +158,7 @@ class FastForest:
         depths = np.zeros(len(x))
         for start in range(0, len(x), CHUNK_ROWS):
             rows, part = x[start : start + CHUNK_ROWS], depths[start : start + CHUNK_ROWS]
-            for tree, columns, term in self._trees:
+            for tree, columns, term in self._tree_walks():
                 part += term[tree.apply(rows if columns is None else rows[:, columns])]
         return depths
 

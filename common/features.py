@@ -251,18 +251,36 @@ def trailing_mean(
     ``frame``; the result has the shape of ``values``. ``layout`` (``series_layout(frame)``)
     saves working it out again when the caller already has it.
     """
-    values = np.asarray(values, dtype="float64")
     layout = series_layout(frame) if layout is None else layout
+    return trailing_mean_of_values(values, window, layout)
+
+
+def trailing_mean_of_values(values: np.ndarray, window: int, layout: SeriesLayout = SeriesLayout()) -> np.ndarray:
+    """``trailing_mean`` of values laid out as ``layout`` says (one series in time order by default)."""
+    values = np.asarray(values, dtype="float64")
     return _trailing_mean(values.reshape(len(values), -1), layout, window).reshape(values.shape)
+
+
+def features_of_values(
+    raw: np.ndarray, window: int = DEFAULT_WINDOW, layout: SeriesLayout = SeriesLayout()
+) -> np.ndarray:
+    """The feature matrix of a (rows, 8) array of sensor values laid out as ``layout`` says.
+
+    The one feature computation: ``feature_matrix`` extracts the values and the layout of a
+    frame and calls it. Without a layout, the rows are one series in time order, the case of
+    a live reading scored alone (``raw`` of shape (1, 8)), which then needs no frame at all.
+    """
+    if window < 1:
+        raise ValueError("window must be >= 1")
+    return np.hstack([physics(raw), _stuck(_trailing_std(raw, layout, window))])
 
 
 def feature_matrix(frame: pd.DataFrame, window: int = DEFAULT_WINDOW, layout: SeriesLayout | None = None) -> np.ndarray:
     """``make_features(frame, window)`` as a bare float64 array (no DataFrame to build)."""
     if window < 1:
         raise ValueError("window must be >= 1")
-    raw = sensor_values(frame)
     layout = series_layout(frame) if layout is None else layout
-    return np.hstack([physics(raw), _stuck(_trailing_std(raw, layout, window))])
+    return features_of_values(sensor_values(frame), window, layout)
 
 
 def make_features(frame: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.DataFrame:

@@ -12,12 +12,24 @@ from training data only and stored with the model.
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
 
 from common.fast_forest import FastForest
-from common.features import DEFAULT_WINDOW, feature_matrix, feature_names, series_layout, trailing_mean
+from common.features import (
+    DEFAULT_WINDOW,
+    SeriesLayout,
+    feature_matrix,
+    feature_names,
+    features_of_values,
+    sensor_values,
+    series_layout,
+    trailing_mean,
+    trailing_mean_of_values,
+)
 from common.schema import SENSOR_NAMES
 
 REFERENCE_PERCENTILES = np.linspace(0, 100, 101)
@@ -30,6 +42,12 @@ class AnomalyModel:
     Parameters are stored as given; ``fit`` learns ``forest_``, ``threshold_``,
     ``feature_names_``, ``training_rows_`` and ``reference_`` (the distribution of
     the training inputs and scores, for drift monitoring).
+
+    Pickled (``registry.save``), a fitted model holds its forest twice: flattened into
+    plain numpy arrays (``common.fast_forest.flatten``), and as the forest's own pickle,
+    kept as bytes. Unpickling it then imports neither scikit-learn nor 100 tree objects:
+    scoring a reading or a small batch walks the arrays, and ``forest_`` is unpickled from
+    its bytes the first time something asks for it (a large batch, a notebook).
     """
 
     def __init__(
@@ -69,10 +87,14 @@ class AnomalyModel:
         equipment) are left out of training: their window statistics are unknown.
         Labels, if the frame has any, are ignored.
         """
+        from sklearn.ensemble import IsolationForest  # only training needs it at import time
+
         x = self.features(frame)
         complete = ~np.isnan(x).any(axis=1)
         if complete.sum() < 2:
             raise ValueError("not enough complete training rows")
+        for derived in ("_fast", "_forest_arrays", "_forest_pickle"):  # of a previous fit
+            self.__dict__.pop(derived, None)
         self.feature_names_ = feature_names(self.window)
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
@@ -99,15 +121,36 @@ class AnomalyModel:
         return -self._fast_forest().score_samples(x)
 
     def _fast_forest(self) -> FastForest:
-        """The forest flattened for numpy scoring, built once per fitted forest (not pickled)."""
+        """The forest prepared for numpy scoring, built once per fitted forest (not pickled).
+
+        From the flat arrays when the model was unpickled (the forest itself stays bytes
+        until a large batch needs it), else from ``forest_``.
+        """
         fast = self.__dict__.get("_fast")
-        if fast is None or fast.forest is not self.forest_:
-            fast = self._fast = FastForest(self.forest_)
+        if fast is None:
+            arrays = self.__dict__.get("_forest_arrays")
+            fast = FastForest(self.forest_) if arrays is None else FastForest.from_arrays(arrays, lambda: self.forest_)
+            self._fast = fast
         return fast
+
+    def __getattr__(self, name: str):
+        """``forest_`` of an unpickled model: unpickled from its bytes on first use (only then)."""
+        state = self.__dict__
+        if name == "forest_" and "_forest_pickle" in state:
+            forest = pickle.loads(state["_forest_pickle"])  # part of the artifact whose sha256 was checked
+            state.setdefault("forest_", forest)
+            state.pop("_forest_pickle", None)
+        if name == "forest_" and "forest_" in state:  # a concurrent first use got there first
+            return state["forest_"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_fast", None)  # derived from forest_: rebuilt after loading, keeps the artifact small
+        state.pop("_fast", None)  # rebuilt from the arrays after loading
+        if "forest_" in state or "_forest_pickle" in state:
+            state["_forest_arrays"] = self._fast_forest().arrays
+            if "forest_" in state:
+                state["_forest_pickle"] = pickle.dumps(state.pop("forest_"), protocol=pickle.HIGHEST_PROTOCOL)
         return state
 
     def smooth(self, frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
@@ -116,9 +159,24 @@ class AnomalyModel:
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Anomaly score of every row of a sensor frame (higher = more abnormal)."""
-        layout = series_layout(frame)  # worked out once for the features and the smoothing
-        x = feature_matrix(frame, self.window, layout)
-        return trailing_mean(frame, self.score_features(x), self.smoothing, layout)
+        return self.score_values(sensor_values(frame), series_layout(frame))
+
+    def score_values(self, values: np.ndarray, layout: SeriesLayout = SeriesLayout()) -> np.ndarray:
+        """Anomaly score of each row of a (rows, 8) array of sensor values, columns in ``SENSOR_NAMES`` order.
+
+        ``layout`` (``common.features.SeriesLayout``) says how the rows form series; by default
+        they are one equipment's readings in time order. ``score`` calls it with a frame's
+        values and layout: one computation for frames and arrays.
+        """
+        x = features_of_values(values, self.window, layout)
+        return trailing_mean_of_values(self.score_features(x), self.smoothing, layout)
+
+    def score_reading(self, reading: Mapping[str, float]) -> float:
+        """Score of one validated reading (sensor names as keys) scored alone, with no frame to build.
+
+        Same value, to the last bit, as ``score(frame_from_readings([reading]))[0]``.
+        """
+        return float(self.score_values(np.array([[reading[name] for name in SENSOR_NAMES]], dtype="float64"))[0])
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """True where a row's score exceeds the alarm threshold."""

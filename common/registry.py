@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -28,7 +29,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 
 from common.model import AnomalyModel
 from common.schema import SENSOR_NAMES
@@ -137,6 +137,8 @@ def save(
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=root))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the version from a service mounting the registry read-only
     try:
+        import sklearn  # its version only; serving never imports it (see common.model)
+
         joblib.dump(model, staging / ARTIFACT)
         metadata = {
             "version": version,
@@ -191,14 +193,15 @@ def load(version: str | None = None, path: str | os.PathLike | None = None) -> L
     artifact = models_dir(path) / version / ARTIFACT
     if not artifact.is_file():
         raise RegistryError(f"artefact {artifact} absent : la version {version} est incomplète")
-    actual = sha256_file(artifact)
+    data = artifact.read_bytes()  # read once: what is checked is what is unpickled
+    actual = hashlib.sha256(data).hexdigest()
     if actual != metadata.get("sha256"):
         raise RegistryError(
             f"empreinte sha256 de {artifact} différente de celle enregistrée "
             f"({actual[:12]}… au lieu de {str(metadata.get('sha256'))[:12]}…) : "
             "artefact modifié ou corrompu, chargement refusé"
         )
-    model = joblib.load(artifact)
+    model = joblib.load(io.BytesIO(data))
     if not isinstance(model, AnomalyModel):
         raise RegistryError(f"l'artefact de la version {version} n'est pas un AnomalyModel")
     return LoadedModel(model, metadata)

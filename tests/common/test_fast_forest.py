@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from common.fast_forest import LEVELWISE_MAX_ROWS, FastForest
+from common.fast_forest import LEVELWISE_MAX_ROWS, FastForest, flatten
 
 
 def rows(n: int, seed: int, nan_share: float = 0.02) -> np.ndarray:
@@ -75,3 +77,20 @@ def test_batch_size_picks_the_walk(forest, monkeypatch):
 def test_wrong_number_of_features_is_refused(forest):
     with pytest.raises(ValueError, match="12 features"):
         FastForest(forest).score_samples(rows(3, 8)[:, :5])
+
+
+def test_the_flat_arrays_alone_score_small_batches_and_ask_for_the_forest_for_large_ones(forest):
+    asked = []
+
+    def the_forest():
+        asked.append(True)
+        return forest
+
+    arrays = pickle.loads(pickle.dumps(flatten(forest)))  # as stored in an artifact
+    fast = FastForest.from_arrays(arrays, the_forest)
+    x = rows(LEVELWISE_MAX_ROWS + 1, 9, nan_share=0.2)
+    for i in range(0, LEVELWISE_MAX_ROWS, 37):
+        assert np.array_equal(fast.score_samples(x[i : i + 37]), forest.score_samples(x[i : i + 37]))
+    assert not asked
+    assert np.array_equal(fast.score_samples(x), forest.score_samples(x))
+    assert asked

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from common.data import frame_from_readings
 from common.evaluation import BAR, evaluate, passes_bar
+from common.fast_forest import LEVELWISE_MAX_ROWS
 from common.model import AnomalyModel
-from common.schema import SENSOR_NAMES
+from common.schema import EXAMPLE_READING, SENSOR_NAMES
 from common.simulator import simulate
 from stage1_local.train import simulated_training_data
 
@@ -85,3 +90,63 @@ def test_scores_are_the_forests_own_and_the_cache_is_not_pickled(training_frame)
     x = model.features(training_frame.head(300))
     assert np.array_equal(model.score_features(x), -model.forest_.score_samples(x))
     assert "_fast" in model.__dict__ and "_fast" not in pickle.loads(pickle.dumps(model)).__dict__
+
+
+@pytest.mark.parametrize("window, smoothing", [(10, 10), (1, 1), (3, 5)])
+def test_a_reading_scored_from_its_values_equals_the_frame_path_to_the_bit(training, window, smoothing):
+    model = AnomalyModel(window=window, smoothing=smoothing, n_estimators=20).fit(training)
+    series = simulate("cavitation", seed=54, hours=2)
+    for _, row in series.head(30).iterrows():
+        reading = {name: row[name] for name in SENSOR_NAMES}
+        expected = model.score(frame_from_readings([reading]))[0]
+        assert model.score_reading(reading) == expected
+    values = series[list(SENSOR_NAMES)].to_numpy()
+    assert np.array_equal(model.score_values(values), model.score(series))
+
+
+def test_an_unpickled_model_scores_from_its_arrays_and_unpickles_the_forest_only_for_large_batches(model):
+    copy = pickle.loads(pickle.dumps(model))
+    assert "forest_" not in copy.__dict__ and "_fast" not in copy.__dict__
+    small, large = simulate("bearing_wear", seed=55, hours=2), simulate("cavitation", seed=56, hours=12)
+    assert len(small) <= LEVELWISE_MAX_ROWS < len(large)
+    assert np.array_equal(copy.score(small), model.score(small))
+    assert "forest_" not in copy.__dict__  # scored with the flat arrays alone
+    assert np.array_equal(copy.score(large), model.score(large))
+    assert "forest_" in copy.__dict__  # the compiled walk of scikit-learn's trees
+    assert np.array_equal(
+        copy.forest_.score_samples(model.features(small)), model.forest_.score_samples(model.features(small))
+    )
+    again = pickle.loads(pickle.dumps(copy))  # with its forest unpickled, a model pickles as before
+    assert np.array_equal(again.score(large), model.score(large))
+
+
+def test_refitting_an_unpickled_model_forgets_its_old_forest(model, training):
+    copy = pickle.loads(pickle.dumps(model))
+    copy.score(training.head(5))
+    copy.random_state = 1
+    copy.fit(training)
+    assert "_forest_arrays" not in copy.__dict__ and "_forest_pickle" not in copy.__dict__
+    assert np.array_equal(
+        copy.score(training.head(300)), AnomalyModel(random_state=1).fit(training).score(training.head(300))
+    )
+
+
+def test_serving_a_pickled_model_does_not_import_scikit_learn(tmp_path, model):
+    path = tmp_path / "model.pickle"
+    path.write_bytes(pickle.dumps(model))
+    code = (
+        "import pickle, sys; from common.schema import EXAMPLE_READING; "
+        f"m = pickle.loads(open({str(path)!r}, 'rb').read()); print(m.score_reading(EXAMPLE_READING)); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('sklearn', 'scipy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    score, imported = out.stdout.splitlines()
+    assert float(score) == model.score_reading(EXAMPLE_READING)
+    assert imported == "[]"
+
+
+def test_a_model_pickled_before_the_flat_arrays_still_scores_the_same(model, training):
+    old = AnomalyModel.__new__(AnomalyModel)  # what unpickling an earlier artifact gives: forest_, no arrays
+    old.__dict__.update({k: v for k, v in model.__dict__.items() if k != "_fast"})
+    assert np.array_equal(old.score(training.head(1000)), model.score(training.head(1000)))
+    assert np.array_equal(pickle.loads(pickle.dumps(old)).score(training.head(300)), model.score(training.head(300)))
