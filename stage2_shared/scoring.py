@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.data import Source, frame_from_readings, load_csv
+from common.data import Source, load_csv
 from common.registry import LoadedModel, load
 from common.schema import DEFAULT_EQUIPMENT_ID, validate_reading
 from stage2_shared.settings import Settings
@@ -28,7 +28,7 @@ def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, 
     Raises common.schema.ValidationError naming the faulty field.
     """
     values = validate_reading(reading)
-    score = float(loaded.model.score(frame_from_readings([values]))[0])
+    score = loaded.model.score_reading(values)
     return {
         "score": score,
         "decision": ANOMALY if score > loaded.model.threshold_ else NORMAL,
