@@ -5,7 +5,8 @@
 Reads ``common/features.py`` and ``common/fast_forest.py`` as they were at ``--ref``
 (``git show``, read only), rebuilds that scoring pipeline (features, numpy forest,
 smoothing) around the same fitted model, checks that both give identical scores and
-prints their median times for 1 reading, 1k, 100k and 1M rows.
+prints their median times for 1 reading, 1k, 100k and 1M rows, then for one live
+reading as stage 2 scores it (a frame built and scored before, ``score_reading`` now).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ def main(argv: list[str] | None = None) -> int:
             f"x{old['median_ms'] / new['median_ms']:.1f} (scores identiques)",
             flush=True,
         )
+    # One live reading as stage 2 scores it: before, a frame built then scored; now, its values.
+    old, expected = timed(lambda: before(frame_from_readings([READING])), repeats_for(1))
+    new, score = timed(lambda: model.score_reading(READING), repeats_for(1))
+    if score != expected[0]:
+        raise AssertionError(f"the score of one reading differs from {args.ref}")
+    results.append({"rows": "1 (score_reading)", "before_ms": old["median_ms"], "after_ms": new["median_ms"]})
+    print(
+        f"1 mesure, avec la construction du DataFrame avant, sans après (score_reading) : avant "
+        f"{old['median_ms']:.3f} ms, après {new['median_ms']:.3f} ms, x{old['median_ms'] / new['median_ms']:.1f} "
+        "(score identique)",
+        flush=True,
+    )
     print(json.dumps({"ref": args.ref, "results": results}))
     return 0
 

@@ -84,7 +84,11 @@ def scorer_comparison(loaded: LoadedModel, sizes: tuple[int, ...]) -> list[dict]
 
 
 def one_reading_breakdown(loaded: LoadedModel) -> dict:
-    """Where the time of one reading goes in stage 2's own code, without HTTP."""
+    """Where the time of one reading goes in stage 2's own code, without HTTP.
+
+    ``model_score_reading`` is the path stage 2 takes (values straight to the model);
+    ``frame_from_readings`` and ``model_score`` the frame path it replaced, same score.
+    """
     from stage2_shared.scoring import score_reading  # a stage's code, only to time it
 
     values = validate_reading({k: v for k, v in READING.items() if k != "equipment_id"})
@@ -93,12 +97,13 @@ def one_reading_breakdown(loaded: LoadedModel) -> dict:
         "validate_reading": timed(lambda: validate_reading(READING), 500)[0],
         "frame_from_readings": timed(lambda: frame_from_readings([values]), 500)[0],
         "model_score": timed(lambda: loaded.model.score(frame), 500)[0],
+        "model_score_reading": timed(lambda: loaded.model.score_reading(values), 500)[0],
         "stage2_score_reading": timed(lambda: score_reading(loaded, READING), 500)[0],
     }
 
 
 def model_loading(version: str, models_dir: str | None) -> dict:
-    """``registry.load`` (sha256 check + joblib) and the first score after it (builds the fast forest)."""
+    """``registry.load`` (sha256 check + unpickling, no tree) and the first score after it (sets up the fast forest)."""
     loads = timed(lambda: load(version, models_dir), 5)[0]
     loaded = load(version, models_dir)
     frame = frame_from_readings([READING])
