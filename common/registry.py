@@ -114,6 +114,17 @@ def latest_version(path: str | os.PathLike | None = None) -> str:
     return versions[-1]
 
 
+def described(model: AnomalyModel) -> dict[str, Any]:
+    """What the metadata repeats of a fitted model, and ``load`` checks against the artifact."""
+    return {
+        "features": model.feature_names_,
+        "window": model.window,
+        "params": model.get_params(),
+        "threshold": model.threshold_,
+        "reference": model.reference_,
+    }
+
+
 def save(
     model: AnomalyModel,
     version: str,
@@ -143,10 +154,7 @@ def save(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
             "training_data": {"fingerprint": fingerprint(training_data), "rows": int(len(training_data))},
-            "features": model.feature_names_,
-            "window": model.window,
-            "params": model.get_params(),
-            "threshold": model.threshold_,
+            **described(model),
             "sha256": sha256_file(staging / ARTIFACT),
             "libraries": {
                 "python": platform.python_version(),
@@ -156,7 +164,6 @@ def save(
                 "joblib": joblib.__version__,
             },
             "metrics": metrics or {},
-            "reference": model.reference_,
         }
         (staging / METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
         try:
@@ -188,6 +195,11 @@ def load(version: str | None = None, path: str | os.PathLike | None = None) -> L
     """
     version = version or latest_version(path)
     metadata = read_metadata(version, path)
+    if metadata.get("version") != version:  # another version's folder copied in, or its metadata edited
+        raise RegistryError(
+            f"le dossier de la version {version} se déclare version {metadata.get('version')} : "
+            "métadonnées modifiées ou copiées d'une autre version, chargement refusé"
+        )
     artifact = models_dir(path) / version / ARTIFACT
     if not artifact.is_file():
         raise RegistryError(f"artefact {artifact} absent : la version {version} est incomplète")
@@ -201,6 +213,15 @@ def load(version: str | None = None, path: str | os.PathLike | None = None) -> L
     model = joblib.load(artifact)
     if not isinstance(model, AnomalyModel):
         raise RegistryError(f"l'artefact de la version {version} n'est pas un AnomalyModel")
+    # The sha256 vouches for the artifact only: what the metadata repeats of it (read by the report,
+    # GET /models, drift tools) must agree with it, or the metadata was edited.
+    held = json.loads(json.dumps(described(model)))
+    differ = [name for name, value in held.items() if metadata.get(name) != value]
+    if differ:
+        raise RegistryError(
+            f"métadonnées de la version {version} différentes de son artefact ({', '.join(differ)}) : "
+            "métadonnées modifiées, chargement refusé"
+        )
     return LoadedModel(model, metadata)
 
 
