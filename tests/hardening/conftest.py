@@ -1,13 +1,15 @@
-"""Fixtures shared by the hardening suite: a writable two-version registry and a live stage 4's settings."""
+"""Fixtures shared by the hardening suite: a writable two-version registry, stage 4's settings and keys."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from common.model import AnomalyModel
 from common.registry import save
+from stage4_prod import auth
 from tests.stage4_prod.conftest import restore_logging  # noqa: F401  (autouse: stage 4 in process reconfigures logging)
 
 
@@ -39,3 +41,15 @@ def stage4_env(registry, tmp_path) -> dict[str, str]:
         "MODEL_CHECK_INTERVAL_S": "0.05",
         "LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture
+def stage4_keys(stage4_env, monkeypatch) -> dict[str, str]:
+    """``stage4_env`` set in this process (for TestClient), one key per role named after it, and a revoked one."""
+    for name, value in stage4_env.items():
+        monkeypatch.setenv(name, value)
+    db = Path(stage4_env["STATE_DB"])
+    made = {role: auth.create_key(db, role, role, by="test") for role in auth.ROLES}
+    made["revoked"] = auth.create_key(db, "ancien", "operator", by="test")
+    auth.revoke_key(db, made["revoked"][3:19], by="test")
+    return made

@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,16 +297,6 @@ def test_a_damaged_version_is_refused_by_the_registry(registry, damage, reason):
     assert load("1.0.0", registry).version == "1.0.0"  # the other version is untouched
 
 
-@pytest.fixture
-def stage4(stage4_env, monkeypatch):
-    """Stage 4 in process on its own registry and state; an admin and an operator key."""
-    for name, value in stage4_env.items():
-        monkeypatch.setenv(name, value)
-    db = Path(stage4_env["STATE_DB"])
-    made = {role: auth.create_key(db, role, role, by="test") for role in ("admin", "operator")}
-    return db, {role: {auth.HEADER: key} for role, key in made.items()}
-
-
 def assert_serves(client, headers, version: str, times: int = 5) -> None:
     for _ in range(times):
         answer = client.post("/predict", json=EXAMPLE_READING, headers=headers)
@@ -313,8 +304,11 @@ def assert_serves(client, headers, version: str, times: int = 5) -> None:
 
 
 @pytest.mark.parametrize(("damage", "reason"), [c[1:] for c in MODEL_CASES], ids=[c[0] for c in MODEL_CASES])
-def test_stage4_refuses_to_deploy_a_damaged_version_and_keeps_serving(stage4, registry, damage, reason):
-    db, headers = stage4
+def test_stage4_refuses_to_deploy_a_damaged_version_and_keeps_serving(
+    stage4_keys, stage4_env, registry, damage, reason
+):
+    db = Path(stage4_env["STATE_DB"])
+    headers = {role: {auth.HEADER: stage4_keys[role]} for role in ("admin", "operator")}
     damage(registry / "1.1.0")
     with TestClient(app) as client:
         assert_serves(client, headers["operator"], "1.0.0", times=1)
@@ -328,13 +322,15 @@ def test_stage4_refuses_to_deploy_a_damaged_version_and_keeps_serving(stage4, re
 
 
 def test_the_served_version_damaged_on_disk_keeps_serving_from_memory_and_a_restart_refuses_it(
-    stage4_env, registry, tmp_path
+    stage4_env, stage4_keys, registry, tmp_path
 ):
     """Two live workers: damage 1.0.0 while it is served; then deploy and roll back; then restart."""
     db = Path(stage4_env["STATE_DB"])
-    keys = {role: {auth.HEADER: auth.create_key(db, role, role, by="test")} for role in ("admin", "operator")}
-    with LiveServer("stage4_prod", stage4_env, tmp_path / "server.log", workers=2) as server:
-        http = httpx.Client(base_url=server.url, timeout=30)
+    keys = {role: {auth.HEADER: stage4_keys[role]} for role in ("admin", "operator")}
+    with (
+        LiveServer("stage4_prod", stage4_env, tmp_path / "server.log", workers=2) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         assert_serves(http, keys["operator"], "1.0.0", times=10)
         flip_bytes(registry / "1.0.0")
         assert_serves(http, keys["operator"], "1.0.0", times=20)  # both workers: the model in memory
@@ -342,25 +338,19 @@ def test_the_served_version_damaged_on_disk_keeps_serving_from_memory_and_a_rest
         assert http.post("/admin/models/1.1.0/deploy", headers=keys["admin"]).status_code == 200
         assert http.post("/admin/rollback", headers=keys["admin"]).status_code == 200
         # Back to 1.0.0: every worker still holds the copy it checked when it loaded it, and serves it.
-        for _ in range(50):
-            versions = {http.post("/predict", json=EXAMPLE_READING, headers=keys["operator"]).json()["model_version"]}
-            if versions == {"1.0.0"}:
-                break
+        time.sleep(10 * float(stage4_env["MODEL_CHECK_INTERVAL_S"]))  # every worker has read the pointer
         assert_serves(http, keys["operator"], "1.0.0", times=20)
         assert server.process.poll() is None
     assert "Traceback" not in server.log()
     # A restart must load 1.0.0 from disk again: refused, the service stays up and says why (503, French).
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in stage4_env.items():
-            patch.setenv(name, value)
-        with TestClient(app) as client:
-            health = client.get("/health")
-            assert health.status_code == 503 and "empreinte sha256" in health.json()["detail"]
-            refused = client.post("/predict", json=EXAMPLE_READING, headers=keys["operator"])
-            assert refused.status_code == 503 and refused.json()["detail"].startswith("aucun modèle chargé")
-            assert client.get("/version").status_code == 200
-            # The way out: roll forward to a sound version, which the admin can still do.
-            deployed = client.post("/admin/models/1.1.0/deploy", headers=keys["admin"])
-            assert deployed.status_code == 200, deployed.text
-            assert_serves(client, keys["operator"], "1.1.0")
+    with TestClient(app) as client:  # the same settings: stage4_keys set them in this process
+        health = client.get("/health")
+        assert health.status_code == 503 and "empreinte sha256" in health.json()["detail"]
+        refused = client.post("/predict", json=EXAMPLE_READING, headers=keys["operator"])
+        assert refused.status_code == 503 and refused.json()["detail"].startswith("aucun modèle chargé")
+        assert client.get("/version").status_code == 200
+        # The way out: roll forward to a sound version, which the admin can still do.
+        deployed = client.post("/admin/models/1.1.0/deploy", headers=keys["admin"])
+        assert deployed.status_code == 200, deployed.text
+        assert_serves(client, keys["operator"], "1.1.0")
     assert audit.verify(db).ok
