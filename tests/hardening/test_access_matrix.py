@@ -68,7 +68,7 @@ MATRIX = [
     ("DELETE", "/admin/keys/{key_id}", "/admin/keys/0123456789abcdef", ADMIN, 404, "header", {}),
 ]
 UNKNOWN = "pk_0123456789abcdef." + "A" * 43  # well formed, never created
-MALFORMED = "pk_pas-une-cle;DROP TABLE api_keys"
+MALFORMED = "pk_pas-hexa.secret-mal-forme;--"
 # Principals without a valid key: all must get 401.
 INVALID = ("none", "revoked", "unknown", "wrong_secret", "malformed")
 PRINCIPALS = (*auth.ROLES, *INVALID)
