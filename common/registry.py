@@ -3,6 +3,8 @@
 A version is a semantic number typed by a person (``1.2.0``) and is never
 overwritten. Loading recomputes the artifact's sha256 and refuses a mismatch: a
 joblib file is a pickle, and a pickle that nobody can vouch for must not be loaded.
+It also refuses metadata that does not describe the artifact (another version's
+folder copied in, an edited threshold): the sha256 covers the artifact only.
 
 Command line (French output)::
 
@@ -190,7 +192,8 @@ def read_metadata(version: str, path: str | os.PathLike | None = None) -> dict[s
 def load(version: str | None = None, path: str | os.PathLike | None = None) -> LoadedModel:
     """Load a version (the latest if None) after checking its artifact's sha256.
 
-    Raises RegistryError if the version is unknown, its metadata unreadable, or its
+    Raises RegistryError if the version is unknown, its metadata unreadable or not its
+    own (another version number, or fields that disagree with the artifact), or its
     artifact missing or different from the one registered.
     """
     version = version or latest_version(path)
