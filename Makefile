@@ -18,7 +18,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,11 @@ hadolint: $(STAMP) ## Vérifie chaque Dockerfile (hadolint)
 	$(VENV)/bin/hadolint stage*/Dockerfile stage*/*/Dockerfile
 
 ci: lint hadolint actionlint test docs-if-possible ## Ce que lance la CI : lint, hadolint, actionlint, tous les tests, puis les diagrammes (make docs)
+
+# Hardening suite (tests/hardening, also collected by make test): fuzzing, bad inputs, load, crashes,
+# tampering, faults, access and secrets, against stages served for real on free ports of 127.0.0.1.
+hardening: model ## Lance la suite de robustesse (tests/hardening) : fuzzing, entrées invalides, charge, pannes, falsification, accès ; voir docs/fiabilite.md
+	$(PY) -m pytest tests/hardening --durations=10
 
 container-test: model ## Construit les images des étapes 2 à 4, les démarre avec Compose et les interroge (étape 4 : bleu/vert sous charge)
 	$(PY) -m pytest tests/containers

@@ -5,6 +5,8 @@ overwritten. Loading recomputes the artifact's sha256 and refuses a mismatch: a
 joblib file is a pickle, and a pickle that nobody can vouch for must not be loaded.
 The artifact holds the model with its forest already flattened into numpy arrays (see
 ``common.model``): loading it builds no tree and imports no scikit-learn, a few ms.
+It also refuses metadata that does not describe the artifact (another version's
+folder copied in, an edited threshold): the sha256 covers the artifact only.
 
 Command line (French output)::
 
@@ -116,6 +118,17 @@ def latest_version(path: str | os.PathLike | None = None) -> str:
     return versions[-1]
 
 
+def described(model: AnomalyModel) -> dict[str, Any]:
+    """What the metadata repeats of a fitted model, and ``load`` checks against the artifact."""
+    return {
+        "features": model.feature_names_,
+        "window": model.window,
+        "params": model.get_params(),
+        "threshold": model.threshold_,
+        "reference": model.reference_,
+    }
+
+
 def save(
     model: AnomalyModel,
     version: str,
@@ -147,10 +160,7 @@ def save(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
             "training_data": {"fingerprint": fingerprint(training_data), "rows": int(len(training_data))},
-            "features": model.feature_names_,
-            "window": model.window,
-            "params": model.get_params(),
-            "threshold": model.threshold_,
+            **described(model),
             "sha256": sha256_file(staging / ARTIFACT),
             "libraries": {
                 "python": platform.python_version(),
@@ -160,7 +170,6 @@ def save(
                 "joblib": joblib.__version__,
             },
             "metrics": metrics or {},
-            "reference": model.reference_,
         }
         (staging / METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
         try:
@@ -187,11 +196,17 @@ def read_metadata(version: str, path: str | os.PathLike | None = None) -> dict[s
 def load(version: str | None = None, path: str | os.PathLike | None = None) -> LoadedModel:
     """Load a version (the latest if None) after checking its artifact's sha256.
 
-    Raises RegistryError if the version is unknown, its metadata unreadable, or its
+    Raises RegistryError if the version is unknown, its metadata unreadable or not its
+    own (another version number, or fields that disagree with the artifact), or its
     artifact missing or different from the one registered.
     """
     version = version or latest_version(path)
     metadata = read_metadata(version, path)
+    if metadata.get("version") != version:  # another version's folder copied in, or its metadata edited
+        raise RegistryError(
+            f"le dossier de la version {version} se déclare version {metadata.get('version')} : "
+            "métadonnées modifiées ou copiées d'une autre version, chargement refusé"
+        )
     artifact = models_dir(path) / version / ARTIFACT
     if not artifact.is_file():
         raise RegistryError(f"artefact {artifact} absent : la version {version} est incomplète")
@@ -206,6 +221,15 @@ def load(version: str | None = None, path: str | os.PathLike | None = None) -> L
     model = joblib.load(io.BytesIO(data))
     if not isinstance(model, AnomalyModel):
         raise RegistryError(f"l'artefact de la version {version} n'est pas un AnomalyModel")
+    # The sha256 vouches for the artifact only: what the metadata repeats of it (read by the report,
+    # GET /models, drift tools) must agree with it, or the metadata was edited.
+    held = json.loads(json.dumps(described(model)))
+    differ = [name for name, value in held.items() if metadata.get(name) != value]
+    if differ:
+        raise RegistryError(
+            f"métadonnées de la version {version} différentes de son artefact ({', '.join(differ)}) : "
+            "métadonnées modifiées, chargement refusé"
+        )
     return LoadedModel(model, metadata)
 
 

@@ -315,11 +315,15 @@ def verify(path: str | os.PathLike | None = None, anchor: str | None = None) -> 
             anchored = anchored or prev == anchor
         report.head_hash = prev
         if (report.rows, prev) != (stored["count"], stored["head_hash"]):
-            bad(
-                report.rows + 1 if report.rows < stored["count"] else None,
-                f"tête de chaîne : {stored['count']} ligne(s) enregistrée(s), {report.rows} présente(s) "
-                "(dernières lignes supprimées, ou tête modifiée)",
-            )
+            # Name the row where the trail and its head part: the first missing, the first extra, or the last.
+            count = stored["count"]
+            if report.rows < count:
+                seq, why = report.rows + 1, f"ligne n° {report.rows + 1} et suivantes supprimées, ou tête modifiée"
+            elif report.rows > count:
+                seq, why = count + 1, f"ligne n° {count + 1} et suivantes ajoutées sans la tête, ou tête modifiée"
+            else:
+                seq, why = report.rows, f"ligne n° {report.rows} remplacée, ou tête modifiée"
+            bad(seq, f"tête de chaîne : {count} ligne(s) enregistrée(s), {report.rows} présente(s) ({why})")
         if not anchored:
             bad(None, f"l'empreinte d'ancrage {anchor[:16]}… n'apparaît pas dans la chaîne")
         return report
