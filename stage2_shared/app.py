@@ -62,7 +62,7 @@ EQUIPMENT_LABEL = "Identifiant de l'équipement"
 NUMBER = 'type="number" step="any"'
 TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
 HTTP_MESSAGES = {
-    400: "requête mal formée",
+    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
     404: "page introuvable",
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
@@ -535,6 +535,7 @@ def version(request: Request) -> VersionInfo:
     response_model=Prediction,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Corps de requête trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),

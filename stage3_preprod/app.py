@@ -75,7 +75,7 @@ EQUIPMENT_LABEL = "Identifiant de l'équipement"
 NUMBER = 'type="number" step="any"'
 TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
 HTTP_MESSAGES = {
-    400: "requête mal formée",
+    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
     404: "page introuvable",
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
@@ -690,6 +690,7 @@ def version(request: Request) -> VersionInfo:
     response_model=Prediction,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Corps de requête trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),
@@ -718,6 +719,7 @@ def predict(request: Request, reading: Reading, model: ModelDep, request_id: Req
     response_model_exclude_none=True,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Trop de mesures dans le lot, ou corps trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Le corps n'est pas une liste JSON."),
@@ -778,6 +780,7 @@ def predict_batch(
     summary="Analyser un fichier CSV",
     response_model=CsvResult,
     responses={
+        400: error_doc("Envoi multipart illisible (enveloppe cassée)."),
         413: error_doc("Fichier trop volumineux."),
         422: error_doc("Fichier inutilisable (vide, mauvais séparateur, colonne manquante, encodage)."),
         503: error_doc("Aucun modèle chargé."),
