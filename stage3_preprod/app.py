@@ -80,6 +80,19 @@ HTTP_MESSAGES = {
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
 }
+# What the json module says (in English) about a syntax error, as a French reader needs it.
+JSON_SYNTAX = {
+    "Expecting value": "valeur attendue",
+    "Expecting ',' delimiter": "virgule attendue",
+    "Expecting ':' delimiter": "deux-points attendus",
+    "Expecting property name enclosed in double quotes": "nom de champ entre guillemets attendu",
+    "Extra data": "texte en trop après le JSON",
+    "Unterminated string starting at": "texte entre guillemets jamais fermé",
+    "Invalid control character at": "caractère de contrôle interdit dans un texte",
+    "Invalid \\escape": "séquence d'échappement invalide",
+    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
+    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
+}
 FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
 MULTIPART_MARGIN = 64 * 1024  # room for the multipart envelope around an uploaded file
 BATCH_BYTES_PER_ROW = 1024  # a reading is about 300 bytes of JSON: room for spaces and long ids
@@ -386,7 +399,8 @@ def field_error(error: dict[str, Any]) -> dict[str, str]:
             text = exc.message + (" (un nombre JSON s'écrit sans guillemets)" if isinstance(value, str) else "")
         return {"field": name, "message": f"{BY_NAME[name].label} ({name}) : {text}"}
     if kind == "json_invalid":
-        text = f"JSON mal formé ({ctx.get('error', 'erreur de syntaxe')}, caractère {error['loc'][-1]})"
+        problem = JSON_SYNTAX.get(ctx.get("error", ""), "erreur de syntaxe")
+        text = f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
     elif kind == "missing":
         text = (
             "corps de requête manquant : une mesure en JSON est attendue"
@@ -844,8 +858,10 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         raise MessageRefused(f"aucun modèle chargé : le service ne peut pas prédire ({state.model_error})")
     try:
         payload = json.loads(text)
-    except ValueError as exc:
-        raise MessageRefused(f"message refusé : JSON mal formé ({exc})") from None
+    except ValueError as exc:  # a JSONDecodeError, or a number of over 4,300 digits
+        problem = JSON_SYNTAX.get(getattr(exc, "msg", ""), "erreur de syntaxe")
+        where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
     try:
         reading = Reading.model_validate(payload)
     except PydanticValidationError as exc:
