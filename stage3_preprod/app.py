@@ -858,6 +858,8 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         raise MessageRefused(f"aucun modèle chargé : le service ne peut pas prédire ({state.model_error})")
     try:
         payload = json.loads(text)
+    except RecursionError:  # a few thousand nested brackets fit in the size limit and exhaust the stack
+        raise MessageRefused("message refusé : JSON mal formé (imbrication trop profonde)") from None
     except ValueError as exc:  # a JSONDecodeError, or a number of over 4,300 digits
         problem = JSON_SYNTAX.get(getattr(exc, "msg", ""), "erreur de syntaxe")
         where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
