@@ -17,6 +17,7 @@ server (Content-Length, chunked bodies, WebSocket frames parsed by uvicorn).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -309,6 +310,46 @@ def test_bad_rows_of_a_csv_file_are_rejected_one_by_one_naming_the_field(target)
     assert set(rejects) == set(bad_rows)
     for line, (_, words) in bad_rows.items():
         assert words in rejects[line] and not ENGLISH.search(rejects[line]), rejects[line]
+    assert_still_serving(target)
+
+
+# ---- The web form (HTML, not in the OpenAPI): / and /fichier ---------------------------------------
+
+FORM_CASES = [  # (id, voltage as typed, words of the French message naming the field)
+    ("vide", "", "Tension (voltage) : valeur manquante"),
+    ("texte", "deux cent trente", "« deux cent trente » n'est pas un nombre"),
+    ("nan", "nan", "valeur manquante (NaN)"),
+    ("inf", "inf", "valeur infinie refusée"),
+    ("1e308", "1e308", "hors de la plage plausible"),
+    ("10**400", str(10**400), "valeur infinie refusée"),
+]
+
+
+def form_key(target) -> dict[str, str]:
+    return {"api_key": target.keys["operator"]} if target.keys else {}
+
+
+@pytest.mark.parametrize("target", STAGES, indirect=True)
+@pytest.mark.parametrize(("typed", "words"), [c[1:] for c in FORM_CASES], ids=[c[0] for c in FORM_CASES])
+def test_a_bad_value_typed_in_the_web_form_gets_a_french_page_naming_the_field(target, typed, words):
+    form = {**{k: str(v) for k, v in EXAMPLE_READING.items()}, "voltage": typed, **form_key(target)}
+    response = httpx.post(f"{target.url}/", data=form, timeout=30)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    page = html.unescape(response.text)
+    assert words in page and 'id="voltage"' in page and not ENGLISH.search(page)
+    assert_still_serving(target)
+
+
+@pytest.mark.parametrize("target", STAGES, indirect=True)
+@pytest.mark.parametrize(("content", "status", "words"), [c[1:] for c in CSV_CASES], ids=[c[0] for c in CSV_CASES])
+def test_an_unusable_file_sent_from_the_web_form_gets_a_french_page(target, content, status, words):
+    files = {"fichier": ("mesures.csv", content, "text/csv")}
+    response = httpx.post(f"{target.url}/fichier", files=files, data=form_key(target), timeout=60)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    page = html.unescape(response.text)
+    assert words in page and not ENGLISH.search(page), page[-2000:]
     assert_still_serving(target)
 
 
