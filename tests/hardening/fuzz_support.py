@@ -35,7 +35,6 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.hardening.live import LiveServer
 
-STAGES = ("stage2_shared", "stage3_preprod", "stage4_prod")
 ROLES = ("reader", "operator", "auditor", "admin")
 # Stage 4: the role each route is open to (auth.PERMISSIONS); every other secured route is open to `reader`.
 ROUTE_ROLES = (("/predict", "operator"), ("/feedback", "operator"), ("/audit", "auditor"), ("/admin/", "admin"))
@@ -98,11 +97,12 @@ class FuzzReport:
 
     requests: int = 0
     statuses: Counter = field(default_factory=Counter)
-    failures: dict[tuple[str, str], str] = field(default_factory=dict)  # (operation, first line) -> full report
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)  # (operation, kinds) -> full report
 
-    def add_failure(self, operation: str, message: str) -> None:
-        title = next((line for line in message.splitlines() if line.strip()), message)
-        self.failures.setdefault((operation, title), message)
+    def add_failure(self, operation: str, group: FailureGroup) -> None:
+        """Keep the first report of each distinct kind of failure (``Undocumented status code``...) per operation."""
+        titles = ", ".join(sorted({failure.title for failure in group.exceptions}))
+        self.failures.setdefault((operation, titles), str(group))
 
     def server_errors(self) -> int:
         return sum(n for (_, status), n in self.statuses.items() if status >= 500)
@@ -192,7 +192,7 @@ def fuzz_operation(operation, mode, max_examples, checks, url, session, headers_
         try:
             case.validate_response(response, checks=checks, headers=headers)
         except FailureGroup as exc:
-            report.add_failure(label, str(exc))
+            report.add_failure(label, exc)
 
     return run
 
