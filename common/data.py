@@ -15,6 +15,7 @@ and, where it helps, the line of the file (the header is line 1).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -69,8 +70,10 @@ def _csv_errors() -> Iterator[None]:
         raise DataError("fichier vide : aucune ligne d'en-tête ni de donnée") from None
     except UnicodeDecodeError:
         raise DataError("encodage illisible : le fichier doit être un CSV texte en UTF-8") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"CSV mal formé (séparateur attendu « ; ») : {exc}") from None
+    except pd.errors.ParserError as exc:  # pandas says it in English: keep the line and the counts only
+        found = re.search(r"Expected (\d+) fields? in line (\d+), saw (\d+)", str(exc))
+        where = f" : ligne {found[2]}, {found[3]} champs au lieu de {found[1]}" if found else ""
+        raise DataError(f"CSV mal formé (séparateur attendu « ; »){where}") from None
 
 
 def _read(source: Source, chunk_rows: int | None = None) -> Any:

@@ -94,7 +94,11 @@ def check_value(name: str, value: Any) -> float:
         raise ValidationError(name, "valeur manquante")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValidationError(name, f"« {value} » n'est pas un nombre")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond every float (10**400) is beyond every range too
+        size, bounds = "grand" if value > 0 else "petit", f"[{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}"
+        raise ValidationError(name, f"nombre trop {size}, hors de la plage plausible {bounds}") from None
     if math.isnan(x):
         raise ValidationError(name, "valeur manquante (NaN)")
     if math.isinf(x):

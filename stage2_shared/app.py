@@ -62,10 +62,23 @@ EQUIPMENT_LABEL = "Identifiant de l'équipement"
 NUMBER = 'type="number" step="any"'
 TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
 HTTP_MESSAGES = {
-    400: "requête mal formée",
+    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
     404: "page introuvable",
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
+}
+# What the json module says (in English) about a syntax error, as a French reader needs it.
+JSON_SYNTAX = {
+    "Expecting value": "valeur attendue",
+    "Expecting ',' delimiter": "virgule attendue",
+    "Expecting ':' delimiter": "deux-points attendus",
+    "Expecting property name enclosed in double quotes": "nom de champ entre guillemets attendu",
+    "Extra data": "texte en trop après le JSON",
+    "Unterminated string starting at": "texte entre guillemets jamais fermé",
+    "Invalid control character at": "caractère de contrôle interdit dans un texte",
+    "Invalid \\escape": "séquence d'échappement invalide",
+    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
+    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
 }
 FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
 MULTIPART_MARGIN = 64 * 1024  # room for the multipart envelope around an uploaded file
@@ -353,7 +366,8 @@ def field_error(error: dict[str, Any]) -> dict[str, str]:
             text = exc.message + (" (un nombre JSON s'écrit sans guillemets)" if isinstance(value, str) else "")
         return {"field": name, "message": f"{BY_NAME[name].label} ({name}) : {text}"}
     if kind == "json_invalid":
-        text = f"JSON mal formé ({ctx.get('error', 'erreur de syntaxe')}, caractère {error['loc'][-1]})"
+        problem = JSON_SYNTAX.get(ctx.get("error", ""), "erreur de syntaxe")
+        text = f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
     elif kind == "missing":
         text = (
             "corps de requête manquant : une mesure en JSON est attendue"
@@ -541,6 +555,7 @@ async def version(request: Request) -> VersionInfo:
     response_model=Prediction,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Corps de requête trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),

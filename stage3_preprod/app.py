@@ -75,10 +75,23 @@ EQUIPMENT_LABEL = "Identifiant de l'équipement"
 NUMBER = 'type="number" step="any"'
 TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
 HTTP_MESSAGES = {
-    400: "requête mal formée",
+    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
     404: "page introuvable",
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
+}
+# What the json module says (in English) about a syntax error, as a French reader needs it.
+JSON_SYNTAX = {
+    "Expecting value": "valeur attendue",
+    "Expecting ',' delimiter": "virgule attendue",
+    "Expecting ':' delimiter": "deux-points attendus",
+    "Expecting property name enclosed in double quotes": "nom de champ entre guillemets attendu",
+    "Extra data": "texte en trop après le JSON",
+    "Unterminated string starting at": "texte entre guillemets jamais fermé",
+    "Invalid control character at": "caractère de contrôle interdit dans un texte",
+    "Invalid \\escape": "séquence d'échappement invalide",
+    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
+    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
 }
 FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
 MULTIPART_MARGIN = 64 * 1024  # room for the multipart envelope around an uploaded file
@@ -386,7 +399,8 @@ def field_error(error: dict[str, Any]) -> dict[str, str]:
             text = exc.message + (" (un nombre JSON s'écrit sans guillemets)" if isinstance(value, str) else "")
         return {"field": name, "message": f"{BY_NAME[name].label} ({name}) : {text}"}
     if kind == "json_invalid":
-        text = f"JSON mal formé ({ctx.get('error', 'erreur de syntaxe')}, caractère {error['loc'][-1]})"
+        problem = JSON_SYNTAX.get(ctx.get("error", ""), "erreur de syntaxe")
+        text = f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
     elif kind == "missing":
         text = (
             "corps de requête manquant : une mesure en JSON est attendue"
@@ -690,6 +704,7 @@ def version(request: Request) -> VersionInfo:
     response_model=Prediction,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Corps de requête trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),
@@ -718,6 +733,7 @@ def predict(request: Request, reading: Reading, model: ModelDep, request_id: Req
     response_model_exclude_none=True,
     dependencies=[Depends(require_json)],
     responses={
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Trop de mesures dans le lot, ou corps trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Le corps n'est pas une liste JSON."),
@@ -778,6 +794,7 @@ def predict_batch(
     summary="Analyser un fichier CSV",
     response_model=CsvResult,
     responses={
+        400: error_doc("Envoi multipart illisible (enveloppe cassée)."),
         413: error_doc("Fichier trop volumineux."),
         422: error_doc("Fichier inutilisable (vide, mauvais séparateur, colonne manquante, encodage)."),
         503: error_doc("Aucun modèle chargé."),
@@ -841,8 +858,12 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         raise MessageRefused(f"aucun modèle chargé : le service ne peut pas prédire ({state.model_error})")
     try:
         payload = json.loads(text)
-    except ValueError as exc:
-        raise MessageRefused(f"message refusé : JSON mal formé ({exc})") from None
+    except RecursionError:  # a few thousand nested brackets fit in the size limit and exhaust the stack
+        raise MessageRefused("message refusé : JSON mal formé (imbrication trop profonde)") from None
+    except ValueError as exc:  # a JSONDecodeError, or a number of over 4,300 digits
+        problem = JSON_SYNTAX.get(getattr(exc, "msg", ""), "erreur de syntaxe")
+        where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
     try:
         reading = Reading.model_validate(payload)
     except PydanticValidationError as exc:

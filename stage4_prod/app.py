@@ -81,10 +81,23 @@ EQUIPMENT_LABEL = "Identifiant de l'équipement"
 NUMBER = 'type="number" step="any"'
 TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
 HTTP_MESSAGES = {
-    400: "requête mal formée",
+    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
     404: "page introuvable",
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
+}
+# What the json module says (in English) about a syntax error, as a French reader needs it.
+JSON_SYNTAX = {
+    "Expecting value": "valeur attendue",
+    "Expecting ',' delimiter": "virgule attendue",
+    "Expecting ':' delimiter": "deux-points attendus",
+    "Expecting property name enclosed in double quotes": "nom de champ entre guillemets attendu",
+    "Extra data": "texte en trop après le JSON",
+    "Unterminated string starting at": "texte entre guillemets jamais fermé",
+    "Invalid control character at": "caractère de contrôle interdit dans un texte",
+    "Invalid \\escape": "séquence d'échappement invalide",
+    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
+    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
 }
 FORM_PATHS = ("/", "/fichier")
 FORM_KEY = "api_key"  # the form's field for the operator key (also the stream's fallback query parameter)  # the web form's addresses answer in HTML, every other one in JSON
@@ -450,7 +463,8 @@ def field_error(error: dict[str, Any]) -> dict[str, str]:
             text = exc.message + (" (un nombre JSON s'écrit sans guillemets)" if isinstance(value, str) else "")
         return {"field": name, "message": f"{BY_NAME[name].label} ({name}) : {text}"}
     if kind == "json_invalid":
-        text = f"JSON mal formé ({ctx.get('error', 'erreur de syntaxe')}, caractère {error['loc'][-1]})"
+        problem = JSON_SYNTAX.get(ctx.get("error", ""), "erreur de syntaxe")
+        text = f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
     elif kind == "missing":
         text = (
             "corps de requête manquant : une mesure en JSON est attendue"
@@ -642,6 +656,17 @@ def error_doc(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
+KEY_ERRORS = {  # every route that needs a key (auth.require)
+    401: error_doc("Clé d'API absente, inconnue, mal formée ou révoquée."),
+    403: error_doc("Clé valide, mais son rôle n'autorise pas cette action."),
+    429: error_doc("Trop de requêtes pour cette clé : réessayez après le délai de l'en-tête Retry-After."),
+}
+JSON_BODY_ERRORS = {
+    400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
+    413: error_doc("Corps de requête trop volumineux."),
+}
+
+
 # ---- Keeping a trace of every prediction ----------------------------------------------------------
 
 
@@ -790,6 +815,8 @@ def version(request: Request) -> VersionInfo:
     response_model=Prediction,
     dependencies=[Depends(require_json)],
     responses={
+        **KEY_ERRORS,
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Corps de requête trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),
@@ -819,6 +846,8 @@ def predict(request: Request, who: Operator, reading: Reading, model: ModelDep, 
     response_model_exclude_none=True,
     dependencies=[Depends(require_json)],
     responses={
+        **KEY_ERRORS,
+        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
         413: error_doc("Trop de mesures dans le lot, ou corps trop volumineux."),
         415: error_doc("Le corps n'est pas déclaré comme JSON."),
         422: error_doc("Le corps n'est pas une liste JSON."),
@@ -880,6 +909,8 @@ def predict_batch(
     summary="Analyser un fichier CSV",
     response_model=CsvResult,
     responses={
+        **KEY_ERRORS,
+        400: error_doc("Envoi multipart illisible (enveloppe cassée)."),
         413: error_doc("Fichier trop volumineux."),
         422: error_doc("Fichier inutilisable (vide, mauvais séparateur, colonne manquante, encodage)."),
         503: error_doc("Aucun modèle chargé."),
@@ -946,8 +977,12 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         raise MessageRefused(f"aucun modèle chargé : le service ne peut pas prédire ({exc})") from None
     try:
         payload = json.loads(text)
-    except ValueError as exc:
-        raise MessageRefused(f"message refusé : JSON mal formé ({exc})") from None
+    except RecursionError:  # a few thousand nested brackets fit in the size limit and exhaust the stack
+        raise MessageRefused("message refusé : JSON mal formé (imbrication trop profonde)") from None
+    except ValueError as exc:  # a JSONDecodeError, or a number of over 4,300 digits
+        problem = JSON_SYNTAX.get(getattr(exc, "msg", ""), "erreur de syntaxe")
+        where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
     try:
         reading = Reading.model_validate(payload)
     except PydanticValidationError as exc:
@@ -1025,7 +1060,7 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.send_json(answer)
 
 
-@app.get("/models", summary="Les versions du modèle", response_model=ModelList)
+@app.get("/models", summary="Les versions du modèle", response_model=ModelList, responses=KEY_ERRORS)
 def models(request: Request, who: Reader) -> ModelList:
     """Chaque version du registre (date, commit, seuil, lignes d'entraînement, empreinte) et celle qui est servie."""
     settings = request.app.state.settings
@@ -1051,7 +1086,7 @@ def models(request: Request, who: Reader) -> ModelList:
     return ModelList(served=served, models=found)
 
 
-@app.get("/metrics", summary="Indicateurs depuis le démarrage")
+@app.get("/metrics", summary="Indicateurs depuis le démarrage", responses=KEY_ERRORS)
 def metrics(request: Request, who: Reader) -> dict[str, Any]:
     """Requêtes par route et statut, taux d'erreur, latence p50/p95/p99 (ms), prédictions et taux
     d'anomalies par version du modèle, depuis le démarrage de **ce processus** (avec plusieurs
@@ -1059,7 +1094,11 @@ def metrics(request: Request, who: Reader) -> dict[str, Any]:
     return request.app.state.metrics.snapshot(scoring.ANOMALY)
 
 
-@app.get("/monitoring", summary="Surveillance : dérive, alarmes, service, retours de la maintenance")
+@app.get(
+    "/monitoring",
+    summary="Surveillance : dérive, alarmes, service, retours de la maintenance",
+    responses={**KEY_ERRORS, 503: error_doc("Aucun modèle chargé.")},
+)
 def monitoring(request: Request, who: Reader, model: ModelDep) -> dict[str, Any]:
     """La dérive de chaque capteur (PSI et KS) sur les dernières mesures notées par **tous** les processus
     (lues dans le journal d'audit) contre la distribution de référence du modèle servi, le taux d'alarmes
@@ -1088,7 +1127,17 @@ class FeedbackIn(BaseModel):
     comment: str | None = Field(None, max_length=500)
 
 
-@app.post("/feedback", summary="Confirmer ou infirmer une alarme, signaler une panne manquée")
+@app.post(
+    "/feedback",
+    summary="Confirmer ou infirmer une alarme, signaler une panne manquée",
+    responses={
+        **KEY_ERRORS,
+        **JSON_BODY_ERRORS,
+        404: error_doc("Aucune prédiction avec cet identifiant de requête, ou pour cet équipement avant cette heure."),
+        409: error_doc("La requête n'a levé aucune alarme : rien à confirmer ou infirmer."),
+        422: error_doc("Verdict refusé : chaque champ à corriger est nommé, avec la raison."),
+    },
+)
 def post_feedback(request: Request, who: Technician, body: FeedbackIn, request_id: RequestId) -> Any:
     """Enregistre le verdict de la maintenance (inscrit aussi au journal d'audit) ; `GET /monitoring` en fait
     la synthèse par version du modèle."""
@@ -1107,7 +1156,15 @@ def post_feedback(request: Request, who: Technician, body: FeedbackIn, request_i
     return {**stored, "request_id": request_id}
 
 
-@app.get("/audit", summary="Le journal d'audit : qui a prédit quoi, avec quelle version")
+@app.get(
+    "/audit",
+    summary="Le journal d'audit : qui a prédit quoi, avec quelle version",
+    responses={
+        **KEY_ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "Les lignes (JSON, ou CSV avec format=csv)."},
+        422: error_doc("Filtre refusé (date qui n'est pas en ISO 8601, limite hors bornes...)."),
+    },
+)
 def read_audit(
     request: Request,
     who: Auditor,
@@ -1133,7 +1190,16 @@ def read_audit(
     return {"count": len(rows), "rows": rows}
 
 
-@app.post("/admin/models/{version}/deploy", summary="Déployer une version du modèle (sans interruption)")
+@app.post(
+    "/admin/models/{version}/deploy",
+    summary="Déployer une version du modèle (sans interruption)",
+    responses={
+        **KEY_ERRORS,
+        404: error_doc("Version absente du registre."),
+        409: error_doc("Version déjà servie."),
+        422: error_doc("Version refusée (numéro invalide, empreinte, chargement ou vérification en échec)."),
+    },
+)
 def deploy_model(request: Request, version: str, who: Deployer, request_id: RequestId) -> Any:
     """Vérifie la version candidate (empreinte sha256, chargement, scores sains sur un échantillon simulé),
     puis la sert : chaque processus bascule en moins d'une seconde, sans requête perdue. Audité."""
@@ -1153,7 +1219,11 @@ def deploy_model(request: Request, version: str, who: Deployer, request_id: Requ
     return {**pointer.__dict__, "request_id": request_id}
 
 
-@app.post("/admin/rollback", summary="Revenir à la version précédente du modèle")
+@app.post(
+    "/admin/rollback",
+    summary="Revenir à la version précédente du modèle",
+    responses={**KEY_ERRORS, 409: error_doc("Aucune version précédente vers laquelle revenir.")},
+)
 def rollback_model(request: Request, who: RollbackAdmin, request_id: RequestId) -> Any:
     """Sert à nouveau la version que le dernier déploiement a remplacée (déjà en mémoire : moins d'une seconde). Audité."""
     start = time.perf_counter()
@@ -1172,12 +1242,17 @@ class KeyIn(BaseModel):
     role: str = Field(description="reader, operator, auditor ou admin.")
 
 
-@app.get("/admin/keys", summary="Les clés d'API (jamais les clés elles-mêmes)")
+@app.get("/admin/keys", summary="Les clés d'API (jamais les clés elles-mêmes)", responses=KEY_ERRORS)
 def list_api_keys(request: Request, who: KeyAdmin) -> list[dict[str, Any]]:
     return auth.list_keys(request.app.state.settings.state_db)
 
 
-@app.post("/admin/keys", status_code=201, summary="Créer une clé d'API (affichée une seule fois)")
+@app.post(
+    "/admin/keys",
+    status_code=201,
+    summary="Créer une clé d'API (affichée une seule fois)",
+    responses={**KEY_ERRORS, **JSON_BODY_ERRORS, 422: error_doc("Nom ou rôle refusé.")},
+)
 def create_api_key(request: Request, who: KeyAdmin, body: KeyIn) -> Any:
     try:
         key = auth.create_key(request.app.state.settings.state_db, body.name, body.role, by=who.name)
@@ -1186,7 +1261,11 @@ def create_api_key(request: Request, who: KeyAdmin, body: KeyIn) -> Any:
     return {"key": key, "key_id": key[3:19], "name": body.name.strip(), "role": body.role}
 
 
-@app.delete("/admin/keys/{key_id}", summary="Révoquer une clé d'API")
+@app.delete(
+    "/admin/keys/{key_id}",
+    summary="Révoquer une clé d'API",
+    responses={**KEY_ERRORS, 404: error_doc("Aucune clé de cet identifiant."), 409: error_doc("Clé déjà révoquée.")},
+)
 def revoke_api_key(request: Request, who: KeyAdmin, key_id: str) -> Any:
     try:
         auth.revoke_key(request.app.state.settings.state_db, key_id, by=who.name)
