@@ -54,15 +54,24 @@ def _lines(rows: Sequence[Sequence[object]]) -> str:
 
 
 def _append(path: Path, text: str) -> None:
-    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty."""
+    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
+
+    A write that fails half-way (disk full) is cut back to the previous end of the file,
+    so that no partial line is left for the next append to run into.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_size == 0:
+        end = os.fstat(fd).st_size
+        if end == 0:
             text = _lines([COLUMNS]) + text
         data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data) :]
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
     finally:
         os.close(fd)  # releases the lock
 
