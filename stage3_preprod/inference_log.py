@@ -42,6 +42,10 @@ SEPARATOR = ";"
 PATTERN = "inferences-*.csv"
 
 
+class LogUnavailable(OSError):
+    """The inference log cannot be written (read-only folder, full disk): the prediction is not answered."""
+
+
 def log_path(directory: Path, when: datetime) -> Path:
     """The file of ``when``'s UTC day."""
     return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
@@ -84,8 +88,8 @@ def record(
     ``scored`` is a sensor frame with ``score``, ``decision`` and ``model_version``
     columns (``scoring.with_scores``). ``latency_ms`` is the duration of the call that
     produced these lines (a request, a stream message, a chunk of a batch job). Raises
-    OSError if the log cannot be written: a prediction that cannot be traced must not be
-    answered as if it were.
+    LogUnavailable (an OSError, French message) if the log cannot be written: a
+    prediction that cannot be traced must not be answered as if it were.
     """
     if not len(scored):
         return
@@ -97,9 +101,12 @@ def record(
     )
     latency = f"{latency_ms:.3f}"
     rows = [(stamp, request_id, source, e, m, *v, repr(float(s)), d, latency) for e, m, v, s, d in columns]
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _append(log_path(directory, when), _lines(rows))
+    path = log_path(Path(directory), when)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _append(path, _lines(rows))
+    except OSError as exc:
+        raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def read_logs(directory: Path) -> pd.DataFrame:
