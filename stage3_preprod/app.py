@@ -670,11 +670,16 @@ def download(request: Request, token: str) -> Response:
     "/health",
     summary="Le service est-il prêt ?",
     response_model=Health,
-    responses={503: error_doc("Aucun modèle chargé : le service ne peut pas prédire.")},
+    responses={503: error_doc("Aucun modèle chargé, ou journal des inférences impossible à écrire.")},
 )
-def health(request: Request) -> Health:
-    """200 avec la version du modèle chargé si le service peut prédire, 503 sinon."""
-    return Health(status="ok", model_version=get_model(request).version)
+def health(request: Request) -> Any:
+    """200 avec la version du modèle chargé si le service peut prédire et tracer ses prédictions, 503 sinon."""
+    model = get_model(request)
+    try:
+        inference_log.check_writable(request.app.state.settings.log_dir)
+    except inference_log.LogUnavailable as exc:
+        return error_response(request, 503, f"le service ne peut pas tracer ses prédictions : {exc}")
+    return Health(status="ok", model_version=model.version)
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)

@@ -770,11 +770,20 @@ def download(request: Request, token: str) -> Response:
     "/health",
     summary="Le service est-il prêt ?",
     response_model=Health,
-    responses={503: error_doc("Aucun modèle chargé : le service ne peut pas prédire.")},
+    responses={503: error_doc("Aucun modèle chargé, ou journal d'audit ou des inférences impossible à écrire.")},
 )
-def health(request: Request) -> Health:
-    """200 avec la version du modèle chargé si le service peut prédire, 503 sinon."""
-    return Health(status="ok", model_version=get_model(request).version)
+def health(request: Request) -> Any:
+    """200 avec la version du modèle chargé si le service peut prédire et tracer ses prédictions, 503 sinon."""
+    model, settings = get_model(request), request.app.state.settings
+    for directory, what in (
+        (settings.state_db.parent, "le journal d'audit"),
+        (settings.log_dir, "le journal des inférences"),
+    ):
+        try:
+            inference_log.check_writable(directory)
+        except inference_log.LogUnavailable as exc:
+            return error_response(request, 503, f"le service ne peut pas écrire {what} : {exc}")
+    return Health(status="ok", model_version=model.version)
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)

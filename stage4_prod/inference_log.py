@@ -15,6 +15,7 @@ are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -107,6 +108,27 @@ def record(
         _append(path, _lines(rows))
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
+
+
+def check_writable(directory: Path) -> None:
+    """Write and remove one byte in ``directory`` (created if needed), as the log would.
+
+    Raises LogUnavailable (French) if the folder is read-only or its disk is full: what
+    ``GET /health`` reports, without waiting for a prediction to fail.
+    """
+    directory = Path(directory)
+    probe = directory / f".sonde-ecriture-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as exc:
+        raise LogUnavailable(f"dossier {directory} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def read_logs(directory: Path) -> pd.DataFrame:
