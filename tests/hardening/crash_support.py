@@ -63,6 +63,14 @@ class Server(LiveServer):
         self.stop()
         raise RuntimeError(f"{self.stage} not answering after {STARTUP_TIMEOUT_S} s:\n{self.log()}")
 
+    @contextlib.contextmanager
+    def unready(self) -> Iterator[Server]:
+        """``start_unready``, then ``stop`` on the way out (``with server.unready() as server:``)."""
+        try:
+            yield self.start_unready()
+        finally:
+            self.stop()
+
     def start_process(self) -> None:
         command = [sys.executable, "-m", "uvicorn", f"{self.stage}.app:app", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
@@ -187,43 +195,29 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
+class Mount:
+    """A small tmpfs mounted on ``path``: a disk that can be filled, and switched to read-only and back."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read_only(self, on: bool) -> None:
+        _mount("-o", f"remount,{'ro' if on else 'rw'}", str(self.path))
+
+
 @contextlib.contextmanager
-def tmpfs(path: Path, size_kib: int) -> Iterator[Path]:
-    """A small tmpfs on ``path`` (a disk that fills up); skip the test if mounting is refused."""
+def tmpfs(path: Path, size_kib: int) -> Iterator[Mount]:
+    """A ``size_kib`` KiB tmpfs on ``path``; skip the test if this machine refuses to mount (not root...)."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         _mount("-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path))
     except OSError as exc:
         pytest.skip(f"montage tmpfs refusé sur cette machine (root et CAP_SYS_ADMIN nécessaires) : {exc}")
     try:
-        yield path
-    finally:
-        _umount(path)
-
-
-class ReadOnly:
-    """``path`` bind-mounted on itself, switchable between read-only and read-write (``set``)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def set(self, read_only: bool) -> None:
-        _mount("-o", f"remount,bind,{'ro' if read_only else 'rw'}", str(self.path))
-
-
-@contextlib.contextmanager
-def switchable(path: Path) -> Iterator[ReadOnly]:
-    """A bind mount of ``path`` on itself, read-write at first; skip the test if mounting is refused."""
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        _mount("--bind", str(path), str(path))
-    except OSError as exc:
-        pytest.skip(f"montage « bind » refusé sur cette machine (root et CAP_SYS_ADMIN nécessaires) : {exc}")
-    try:
-        mount = ReadOnly(path)
+        mount = Mount(path)
         try:
-            mount.set(True)
-            mount.set(False)
+            mount.read_only(True)
+            mount.read_only(False)
         except OSError as exc:
             pytest.skip(f"remontage en lecture seule refusé sur cette machine : {exc}")
         yield mount
@@ -235,11 +229,8 @@ def fill(path: Path) -> Path:
     """Fill the file system of ``path`` until a write fails; return the filler file (delete it to recover)."""
     filler = path / "remplissage.bin"
     with open(filler, "wb", buffering=0) as f:
-        block = b"\0" * 4096
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(block)
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0")
+        for block in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * block)
     return filler
