@@ -217,46 +217,60 @@ def restore(saved, models_dir) -> None:
     shutil.copytree(saved, models_dir)
 
 
-@pytest.mark.parametrize("stage", [STAGE3, STAGE4])
-def test_model_folder_missing_at_start_then_removed_while_serving(stage, models_dir, tmp_path):
-    """Missing at start: 503 in French, /health 503, the process stays up; removed while serving: the
-    model loaded in memory (sha256 checked at load) keeps serving, and every prediction is still traced."""
-    registry, state_db, log_dir = tmp_path / "models", tmp_path / "state" / "stage4.sqlite", tmp_path / "logs"
-    env = stage_env(stage, registry, log_dir, state_db)
-    headers = {}
-    if stage == STAGE4:
-        state_db.parent.mkdir()
-        headers = {"X-API-Key": operator_key(state_db)}
+def missing_model_refused(s: Session) -> None:
+    """No model: /health and predictions answer 503 in French; the process stays up."""
+    health = s.health()
+    assert health.status_code == 503 and "aucun modèle" in health.json()["detail"], health.text
+    refused = s.http.post("/predict", json=reading(0, "panne"))
+    assert refused.status_code == 503 and "aucun modèle chargé" in refused.json()["detail"], refused.text
 
-    with Server(stage, env, tmp_path / "missing.log").unready() as server:
-        s = Session(server, headers)
-        health = s.health()
-        assert health.status_code == 503 and "aucun modèle" in health.json()["detail"], health.text
-        refused = s.http.post("/predict", json=reading(0, "panne"))
-        assert refused.status_code == 503 and "aucun modèle chargé" in refused.json()["detail"]
-        restore(models_dir, registry)  # stage 3 loads its model at start only: it needs the restart below
+
+def test_stage3_model_folder_missing_at_start_then_removed_while_serving(models_dir, tmp_path):
+    """Stage 3 loads its model once, at start: missing, it refuses (503) until restarted with a registry;
+    removed while serving, the model loaded in memory (sha256 checked at load) keeps serving, traced."""
+    registry, log_dir = tmp_path / "models", tmp_path / "logs"
+    env = stage_env(STAGE3, registry, log_dir)
+    with Server(STAGE3, env, tmp_path / "missing.log").unready() as server:
+        missing_model_refused(Session(server))
+        restore(models_dir, registry)
+        missing_model_refused(Session(server))  # as documented: « lancez make model, puis redémarrez ce service »
         assert server.process.poll() is None
-
-    with Server(stage, env, tmp_path / "serving.log") as server:
-        s = Session(server, headers)
+    with Server(STAGE3, env, tmp_path / "serving.log") as server:
+        s = Session(server)
         s.recovered()
         shutil.rmtree(registry)
-        s.recovered()  # still the model in memory, still traced
+        s.recovered()
         assert s.health().json()["model_version"] == "1.0.0"
     check_log(s, log_dir)
 
-    if stage == STAGE4:
-        # Restarted without its registry, stage 4 follows its deployment pointer and recovers by itself.
-        with Server(stage, env, tmp_path / "restart.log").unready() as server:
-            s2 = Session(server, headers)
-            assert s2.health().status_code == 503
-            restore(models_dir, registry)
-            for _ in range(600):  # the pointer is read again every MODEL_CHECK_INTERVAL_S
-                if s2.health().status_code == 200:
-                    break
-                time.sleep(0.05)
-            s2.recovered()
-        verify_chain(state_db)
-        audited = Counter(r["request_id"] for r in audit_rows(state_db))
-        for request_id, n in (s.answered + s2.answered).items():
-            assert audited[request_id] == n
+
+def test_stage4_model_folder_removed_while_serving_then_missing_at_restart(models_dir, tmp_path):
+    """Stage 4 keeps serving the model in memory when its folder goes; restarted without it, it refuses
+    (503) and recovers by itself once the folder is back (it follows its deployment pointer)."""
+    registry, state_db, log_dir = tmp_path / "models", tmp_path / "state" / "stage4.sqlite", tmp_path / "logs"
+    restore(models_dir, registry)
+    state_db.parent.mkdir()
+    headers = {"X-API-Key": operator_key(state_db)}
+    env = stage_env(STAGE4, registry, log_dir, state_db)
+    with Server(STAGE4, env, tmp_path / "serving.log") as server:
+        s = Session(server, headers)
+        s.recovered()
+        shutil.rmtree(registry)
+        s.recovered()
+        assert s.health().json()["model_version"] == "1.0.0"
+    with Server(STAGE4, env, tmp_path / "restart.log").unready() as server:
+        missing = Session(server, headers)
+        missing_model_refused(missing)
+        restore(models_dir, registry)
+        for _ in range(600):  # the pointer is read again every MODEL_CHECK_INTERVAL_S
+            if missing.health().status_code == 200:
+                break
+            time.sleep(0.05)
+        missing.recovered()
+        assert server.process.poll() is None
+    verify_chain(state_db)
+    audited = Counter(r["request_id"] for r in audit_rows(state_db))
+    for request_id, n in (s.answered + missing.answered).items():
+        assert audited[request_id] == n, f"prédiction rendue sans sa ligne d'audit : {request_id}"
+    check_log(s, log_dir)
+    check_log(missing, log_dir)
