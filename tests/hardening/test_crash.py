@@ -26,7 +26,7 @@ from tests.hardening.crash_support import (
     stage_env,
     verify_chain,
 )
-from tests.hardening.workload import Client, Outcome
+from tests.hardening.workload import AUDIT_BUSY, Client, Outcome
 
 CLIENTS = 24
 KILLS = int(os.environ.get("HARDENING_KILLS", "2"))  # each kill costs a restart (a few seconds): more on demand
@@ -80,7 +80,10 @@ def test_sigkill_mid_load_loses_no_acknowledged_prediction(models_dir, tmp_path)
     audited = Counter((r["request_id"], r["equipment_id"]) for r in rows)
     assert audited[(after.json()["request_id"], "apres")] == 1
     statuses = Counter(o.status for o in outcomes)
-    assert set(statuses) <= {200, None}, f"réponses inattendues : {statuses}"
+    assert set(statuses) <= {200, None, 503}, f"réponses inattendues : {statuses}"
+    busy = [o for o in outcomes if o.status == 503]
+    assert all(AUDIT_BUSY in o.detail for o in busy), "503 sans la raison attendue"
+    assert not {o.request_id for o in busy} & {r["request_id"] for r in rows}, "requête refusée mais auditée"
     acked = [o for o in outcomes if o.status == 200]
     lost = [o for o in outcomes if o.status is None]
     for o in acked:
@@ -100,5 +103,5 @@ def test_sigkill_mid_load_loses_no_acknowledged_prediction(models_dir, tmp_path)
     print(
         f"\n{KILLS} kills, {CLIENTS} clients: {len(outcomes)} requests, {len(acked)} acknowledged "
         f"(all audited), {len(lost)} without an answer ({lost_audited} of them audited all the same), "
-        f"{len(rows)} audit rows"
+        f"{len(busy)} refused (503, audit busy), {len(rows)} audit rows"
     )

@@ -22,6 +22,9 @@ from websockets.sync.client import connect
 from tests.hardening.crash_support import TIMEOUT, bad_reading, new_request_id, reading, skab_csv
 
 BATCH_SIZE = 5  # one of them refused: 4 readings scored per batch
+# Stage 4 refuses (503) a request whose audit transaction waited more than 5 s for the lock: documented,
+# seen only on an overloaded machine. Such a request must leave no trace; the tests count them.
+AUDIT_BUSY = "journal d'audit indisponible"
 STREAM_EPOCH = datetime(2026, 1, 5)
 
 
@@ -33,6 +36,7 @@ class Outcome:
     request_id: str
     status: int | None
     scored: Counter = field(default_factory=Counter)  # equipment -> readings the answer says were scored
+    detail: str = ""  # the French message of a refusal
 
 
 @dataclass
@@ -58,7 +62,9 @@ class Client:
             outcome = Outcome(kind, request_id, None)
         else:
             outcome = Outcome(kind, request_id, response.status_code)
-            if response.status_code == 200:
+            if response.status_code != 200:
+                outcome.detail = response.json()["detail"]
+            else:
                 body = response.json()
                 assert body["request_id"] == request_id, body
                 if kind == "predict":
@@ -98,7 +104,7 @@ class Client:
                 ws.send(json.dumps({**reading(self.stream_sent, equipment), "timestamp": stamp}))
                 answer = json.loads(ws.recv(timeout=60))
                 ok = "score" in answer
-                outcome = Outcome("stream", answer["request_id"], 200 if ok else 422)
+                outcome = Outcome("stream", answer["request_id"], 200 if ok else 422, detail=answer.get("detail", ""))
                 if ok:
                     outcome.scored[answer["equipment_id"]] += 1
                 self.outcomes.append(outcome)
