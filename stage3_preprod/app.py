@@ -93,6 +93,10 @@ JSON_SYNTAX = {
     "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
     "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
 }
+LOG_UNAVAILABLE = (
+    "journal des inférences indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), "
+    "réessayez plus tard"
+)
 FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
 MULTIPART_MARGIN = 64 * 1024  # room for the multipart envelope around an uploaded file
 BATCH_BYTES_PER_ROW = 1024  # a reading is about 300 bytes of JSON: room for spaces and long ids
@@ -188,7 +192,8 @@ Détection d'anomalies sur une pompe industrielle, à partir de huit capteurs.
 * `GET /health` : le service est-il prêt (modèle chargé) ?
 * `GET /version` : versions de l'application et du modèle, commit Git et date de construction de l'image.
 
-Chaque prédiction est ajoutée au journal des inférences (un fichier CSV par jour).
+Chaque prédiction est ajoutée au journal des inférences (un fichier CSV par jour) ; si c'est impossible
+(dossier en lecture seule, disque plein) : 503, la prédiction n'est pas rendue (aucune réponse sans sa trace).
 
 Chaque réponse porte l'en-tête `X-Model-Version` et l'en-tête `X-Request-ID` (celui que vous envoyez, s'il est raisonnable,
 sinon un nouveau) : citez-le pour signaler un problème. Les erreurs sont en français :
@@ -679,11 +684,16 @@ def download(request: Request, token: str) -> Response:
     "/health",
     summary="Le service est-il prêt ?",
     response_model=Health,
-    responses={503: error_doc("Aucun modèle chargé : le service ne peut pas prédire.")},
+    responses={503: error_doc("Aucun modèle chargé, ou journal des inférences impossible à écrire.")},
 )
-def health(request: Request) -> Health:
-    """200 avec la version du modèle chargé si le service peut prédire, 503 sinon."""
-    return Health(status="ok", model_version=get_model(request).version)
+def health(request: Request) -> Any:
+    """200 avec la version du modèle chargé si le service peut prédire et tracer ses prédictions, 503 sinon."""
+    model = get_model(request)
+    try:
+        inference_log.check_writable(request.app.state.settings.log_dir)
+    except inference_log.LogUnavailable as exc:
+        return error_response(request, 503, f"le service ne peut pas tracer ses prédictions : {exc}")
+    return Health(status="ok", model_version=model.version)
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)
@@ -887,7 +897,12 @@ def stream_answer(state: Any, text: str) -> dict[str, Any]:
     except MessageRefused as exc:
         state.metrics.record_request(STREAM_ROUTE, 422, elapsed_ms(start))
         return {"detail": exc.detail, "errors": exc.errors, "request_id": request_id}
-    trace(state, "stream", request_id, scored, elapsed_ms(start))
+    try:
+        trace(state, "stream", request_id, scored, elapsed_ms(start))
+    except inference_log.LogUnavailable as exc:
+        logger.error("stream reading not answered, inference log unavailable: %s", exc)
+        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
+        return {"detail": LOG_UNAVAILABLE, "errors": [], "request_id": request_id}
     state.metrics.record_request(STREAM_ROUTE, 200, elapsed_ms(start))
     row = scored.iloc[0]
     return {
@@ -975,6 +990,12 @@ def no_model(request: Request, exc: ModelUnavailable) -> Response:
     if wants_html(request):
         return error_page(503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}")
     return error_response(request, 503, f"aucun modèle chargé : le service ne peut pas prédire ({exc})")
+
+
+@app.exception_handler(inference_log.LogUnavailable)
+def no_log(request: Request, exc: inference_log.LogUnavailable) -> Response:
+    logger.error("request refused, inference log unavailable: %s", exc)
+    return error_response(request, 503, LOG_UNAVAILABLE)
 
 
 @app.exception_handler(RequestValidationError)

@@ -15,6 +15,7 @@ are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -42,6 +43,10 @@ SEPARATOR = ";"
 PATTERN = "inferences-*.csv"
 
 
+class LogUnavailable(OSError):
+    """The inference log cannot be written (read-only folder, full disk): the prediction is not answered."""
+
+
 def log_path(directory: Path, when: datetime) -> Path:
     """The file of ``when``'s UTC day."""
     return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
@@ -54,15 +59,24 @@ def _lines(rows: Sequence[Sequence[object]]) -> str:
 
 
 def _append(path: Path, text: str) -> None:
-    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty."""
+    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
+
+    A write that fails half-way (disk full) is cut back to the previous end of the file,
+    so that no partial line is left for the next append to run into.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_size == 0:
+        end = os.fstat(fd).st_size
+        if end == 0:
             text = _lines([COLUMNS]) + text
         data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data) :]
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
     finally:
         os.close(fd)  # releases the lock
 
@@ -75,8 +89,8 @@ def record(
     ``scored`` is a sensor frame with ``score``, ``decision`` and ``model_version``
     columns (``scoring.with_scores``). ``latency_ms`` is the duration of the call that
     produced these lines (a request, a stream message, a chunk of a batch job). Raises
-    OSError if the log cannot be written: a prediction that cannot be traced must not be
-    answered as if it were.
+    LogUnavailable (an OSError, French message) if the log cannot be written: a
+    prediction that cannot be traced must not be answered as if it were.
     """
     if not len(scored):
         return
@@ -88,9 +102,33 @@ def record(
     )
     latency = f"{latency_ms:.3f}"
     rows = [(stamp, request_id, source, e, m, *v, repr(float(s)), d, latency) for e, m, v, s, d in columns]
+    path = log_path(Path(directory), when)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _append(path, _lines(rows))
+    except OSError as exc:
+        raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
+
+
+def check_writable(directory: Path) -> None:
+    """Write and remove one byte in ``directory`` (created if needed), as the log would.
+
+    Raises LogUnavailable (French) if the folder is read-only or its disk is full: what
+    ``GET /health`` reports, without waiting for a prediction to fail.
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _append(log_path(directory, when), _lines(rows))
+    probe = directory / f".sonde-ecriture-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as exc:
+        raise LogUnavailable(f"dossier {directory} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def read_logs(directory: Path) -> pd.DataFrame:

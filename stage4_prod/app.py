@@ -108,6 +108,10 @@ AUTH_STATUSES = (401, 403, 429)
 AUDIT_UNAVAILABLE = (
     "journal d'audit indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), réessayez plus tard"
 )
+LOG_UNAVAILABLE = (
+    "journal des inférences indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), "
+    "réessayez plus tard"
+)
 CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f3f5f8;color:#1d2733}
 main{max-width:62rem;margin:1.5rem auto;padding:0 1rem}
@@ -217,7 +221,8 @@ Rôles : `reader` (surveillance), `operator` (prédictions, retours), `auditor` 
 `X-API-Key` de la poignée de main (à défaut, dans le paramètre `api_key` de l'adresse).
 
 Chaque prédiction est inscrite au journal d'audit avant que la réponse parte (503 si c'est impossible :
-aucune réponse sans sa trace), puis ajoutée au journal des inférences (un fichier CSV par jour).
+aucune réponse sans sa trace), puis ajoutée au journal des inférences (un fichier CSV par jour ; 503 aussi
+s'il ne peut pas être écrit).
 
 Chaque réponse porte l'en-tête `X-Model-Version` et l'en-tête `X-Request-ID` (celui que vous envoyez, s'il est raisonnable,
 sinon un nouveau) : citez-le pour signaler un problème. Les erreurs sont en français :
@@ -790,11 +795,20 @@ def download(request: Request, token: str) -> Response:
     "/health",
     summary="Le service est-il prêt ?",
     response_model=Health,
-    responses={503: error_doc("Aucun modèle chargé : le service ne peut pas prédire.")},
+    responses={503: error_doc("Aucun modèle chargé, ou journal d'audit ou des inférences impossible à écrire.")},
 )
-def health(request: Request) -> Health:
-    """200 avec la version du modèle chargé si le service peut prédire, 503 sinon."""
-    return Health(status="ok", model_version=get_model(request).version)
+def health(request: Request) -> Any:
+    """200 avec la version du modèle chargé si le service peut prédire et tracer ses prédictions, 503 sinon."""
+    model, settings = get_model(request), request.app.state.settings
+    for directory, what in (
+        (settings.state_db.parent, "le journal d'audit"),
+        (settings.log_dir, "le journal des inférences"),
+    ):
+        try:
+            inference_log.check_writable(directory)
+        except inference_log.LogUnavailable as exc:
+            return error_response(request, 503, f"le service ne peut pas écrire {what} : {exc}")
+    return Health(status="ok", model_version=model.version)
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)
@@ -1011,6 +1025,10 @@ def stream_answer(state: Any, who: Principal, client: str | None, text: str) -> 
         logger.error("stream reading not answered, audit trail unavailable: %s", exc)
         state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
         return {"detail": AUDIT_UNAVAILABLE, "errors": [], "request_id": request_id}
+    except inference_log.LogUnavailable as exc:
+        logger.error("stream reading not answered, inference log unavailable: %s", exc)
+        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
+        return {"detail": LOG_UNAVAILABLE, "errors": [], "request_id": request_id}
     state.metrics.record_request(STREAM_ROUTE, 200, elapsed_ms(start))
     row = scored.iloc[0]
     return {
@@ -1304,6 +1322,12 @@ def no_model(request: Request, exc: ModelUnavailable) -> Response:
 def no_audit(request: Request, exc: audit.AuditUnavailable) -> Response:
     logger.error("request refused, state database unavailable: %s", exc)
     return error_response(request, 503, AUDIT_UNAVAILABLE)
+
+
+@app.exception_handler(inference_log.LogUnavailable)
+def no_log(request: Request, exc: inference_log.LogUnavailable) -> Response:
+    logger.error("request refused, inference log unavailable: %s", exc)
+    return error_response(request, 503, LOG_UNAVAILABLE)
 
 
 @app.exception_handler(RequestValidationError)
