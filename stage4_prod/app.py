@@ -157,6 +157,7 @@ async def lifespan(app: FastAPI):
     app.state.downloads = Downloads()
     app.state.metrics = Metrics()
     app.state.auth = auth.Authenticator(settings.state_db, settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.audit = audit.Recorder(settings.state_db)  # group commit of this process's prediction rows
     app.state.models = deployment.ModelCache(settings.state_db, settings.models_dir, settings.model_check_interval_s)
     app.state.scorers = scoring.Scorers(settings.stream_max_equipments)
     app.state.drift, app.state.model_error = None, None
@@ -170,6 +171,7 @@ async def lifespan(app: FastAPI):
         app.state.model_error = str(exc)
         logger.error("no model served: %s", exc)
     yield
+    app.state.audit.close()
 
 
 DESCRIPTION = """
@@ -658,16 +660,12 @@ def trace(
     scored: pd.DataFrame,
     latency_ms: float,
 ) -> None:
-    """Audit scored readings (one transaction, committed before the caller answers), then append them to
+    """Audit scored readings (group commit: committed before the caller answers), then append them to
     the inference log, count them in the metrics and feed the drift window (``state``: app.state).
 
     Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
     """
-    conn = audit.connect(state.settings.state_db)
-    try:
-        audit.record_predictions(conn, scoring.audit_rows(who.name, client, source, request_id, scored))
-    finally:
-        conn.close()
+    state.audit.record_predictions(scoring.audit_rows(who.name, client, source, request_id, scored))
     inference_log.record(state.settings.log_dir, source, request_id, scored, latency_ms)
     state.metrics.record_predictions(scored)
     if state.drift is not None:
