@@ -672,15 +672,35 @@ def trace(
         state.drift.observe(scored, scored["decision"].tolist())
 
 
+def trace_reading(
+    state: Any,
+    who: Principal,
+    client: str | None,
+    source: str,
+    request_id: str,
+    reading: dict[str, Any],
+    result: dict[str, Any],
+    latency_ms: float,
+) -> None:
+    """``trace`` for one reading scored alone (``reading`` with its ``timestamp``, ``result`` of
+    ``scoring.score_reading``), without a frame except the one row the inference log takes.
+
+    Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
+    """
+    state.audit.record_predictions([scoring.audit_row(who.name, client, source, request_id, reading, result)])
+    inference_log.record(state.settings.log_dir, source, request_id, scoring.one_row_frame(reading, result), latency_ms)
+    state.metrics.record_decisions([(result["model_version"], result["decision"])])
+    if state.drift is not None:
+        state.drift.observe([reading], [result["decision"]])
+
+
 def client_address(request: Request | WebSocket) -> str | None:
     return request.client.host if request.client else None
 
 
-def traced_reading(reading: dict[str, Any], result: dict[str, Any]) -> pd.DataFrame:
-    """One reading and its result (``scoring.score_reading``) as a scored frame, for ``trace``."""
-    return frame_from_readings([reading]).assign(
-        score=result["score"], decision=result["decision"], model_version=result["model_version"]
-    )
+def stamped(reading: dict[str, Any]) -> dict[str, Any]:
+    """``reading`` with a timestamp: its own (UTC, without zone), else now, as the frames stamp it."""
+    return {**reading, TIMESTAMP: reading.get(TIMESTAMP) or datetime.now(UTC).replace(tzinfo=None)}
 
 
 # ---- Routes ---------------------------------------------------------------------------------------
@@ -710,9 +730,9 @@ def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, F
         return home(request, shown, errors, status_code=422)
     start = time.perf_counter()
     result = scoring.score_reading(model, values)
-    reading = {**values, EQUIPMENT_ID: equipment_id}
-    traced = traced_reading(reading, result)
-    trace(request.app.state, who, client_address(request), "form", request.state.request_id, traced, elapsed_ms(start))
+    reading = stamped({**values, EQUIPMENT_ID: equipment_id})
+    client, request_id = client_address(request), request.state.request_id
+    trace_reading(request.app.state, who, client, "form", request_id, reading, result, elapsed_ms(start))
     return home(request, shown, result=reading_result(result, equipment_id))
 
 
@@ -802,12 +822,10 @@ def predict(request: Request, who: Operator, reading: Reading, model: ModelDep, 
     est notée seule : pour tenir compte des précédentes d'un équipement, utilisez `/stream`.
     """
     start = time.perf_counter()
-    values = reading.model_dump()
-    equipment_id = values[EQUIPMENT_ID]
+    values = stamped(reading.model_dump())
     result = scoring.score_reading(model, values)
-    traced = traced_reading(values, result)
-    trace(request.app.state, who, client_address(request), "api", request_id, traced, elapsed_ms(start))
-    return Prediction(**result, equipment_id=equipment_id, request_id=request_id)
+    trace_reading(request.app.state, who, client_address(request), "api", request_id, values, result, elapsed_ms(start))
+    return Prediction(**result, equipment_id=values[EQUIPMENT_ID], request_id=request_id)
 
 
 @app.post(
