@@ -48,9 +48,11 @@ import io
 import json
 import math
 import os
+import random
 import sqlite3
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -220,14 +222,43 @@ def reader(path: str | os.PathLike | None = None, extra_schema: str = "") -> sql
     return conn
 
 
+def _begin_polling(conn: sqlite3.Connection, wait_s: float) -> None:
+    """``BEGIN IMMEDIATE``, retried every fraction of a millisecond for up to ``wait_s`` while another writer holds the lock.
+
+    SQLite's own busy handler sleeps 1, 2, 5... then 100 ms between attempts: a process
+    whose writer commits back to back (one group after another) can then keep the lock
+    for seconds while the other process sleeps. Short, jittered retries catch the gaps.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.0001
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(2 * delay, 0.002)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the statements inside wait as usual
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: sqlite3.Connection, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes; rollback on error.
 
-    Raises AuditUnavailable if SQLite refuses (read-only, disk full, busy beyond the timeout).
+    ``wait_s``: wait for the write lock by short retries (``_begin_polling``) rather than
+    SQLite's busy handler. Raises AuditUnavailable if SQLite refuses (read-only, disk full,
+    busy beyond the timeout).
     """
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        if wait_s is None:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            _begin_polling(conn, wait_s)
     except sqlite3.Error as exc:
         raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
     try:
@@ -423,7 +454,7 @@ class Recorder:
     def _write(self, jobs: list[_Job]) -> None:
         try:
             conn = self._connection()
-            with transaction(conn):
+            with transaction(conn, wait_s=BUSY_TIMEOUT_MS / 1000):
                 counts = _chain(conn, [job.entries for job in jobs])
             for job, count in zip(jobs, counts, strict=True):
                 job.count = count

@@ -227,9 +227,9 @@ def test_callers_waiting_together_share_one_transaction_and_each_gets_its_own_ro
     transactions = []
     real_transaction = audit.transaction
 
-    def counted(conn):
+    def counted(conn, **options):
         transactions.append(1)
-        return real_transaction(conn)
+        return real_transaction(conn, **options)
 
     monkeypatch.setattr(audit, "transaction", counted)
     blocker = raw(path)
@@ -267,6 +267,20 @@ def test_a_failed_group_refuses_each_of_its_callers_and_the_next_one_writes(tmp_
     raw(path).execute("DROP TRIGGER full")
     assert recorder.record_predictions([prediction(4)]) == 2
     assert [r["request_id"] for r in audit.query(path)] == ["req-1", "req-4"] and audit.verify(path).ok
+
+
+def test_a_writer_locked_out_beyond_the_timeout_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    recorder = audit.Recorder(path)
+    recorder.record_predictions([prediction(1)])
+    monkeypatch.setattr(audit, "BUSY_TIMEOUT_MS", 300)
+    blocker = raw(path)
+    blocker.execute("BEGIN IMMEDIATE")  # another process that never lets go
+    with pytest.raises(audit.AuditUnavailable, match="indisponible en écriture"):
+        recorder.record_predictions([prediction(2)])
+    blocker.execute("ROLLBACK")
+    assert recorder.record_predictions([prediction(3)]) == 2
+    assert [r["request_id"] for r in audit.query(path)] == ["req-1", "req-3"] and audit.verify(path).ok
 
 
 def test_recorder_follows_a_replaced_state_file(tmp_path):
