@@ -174,6 +174,7 @@ async def lifespan(app: FastAPI):
     app.state.downloads = Downloads()
     app.state.metrics = Metrics()
     app.state.auth = auth.Authenticator(settings.state_db, settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.audit = audit.Recorder(settings.state_db)  # group commit of this process's prediction rows
     app.state.models = deployment.ModelCache(settings.state_db, settings.models_dir, settings.model_check_interval_s)
     app.state.scorers = scoring.Scorers(settings.stream_max_equipments)
     app.state.drift, app.state.model_error = None, None
@@ -187,6 +188,7 @@ async def lifespan(app: FastAPI):
         app.state.model_error = str(exc)
         logger.error("no model served: %s", exc)
     yield
+    app.state.audit.close()
 
 
 DESCRIPTION = """
@@ -688,31 +690,47 @@ def trace(
     scored: pd.DataFrame,
     latency_ms: float,
 ) -> None:
-    """Audit scored readings (one transaction, committed before the caller answers), then append them to
+    """Audit scored readings (group commit: committed before the caller answers), then append them to
     the inference log, count them in the metrics and feed the drift window (``state``: app.state).
 
     Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
     """
-    conn = audit.connect(state.settings.state_db)
-    try:
-        audit.record_predictions(conn, scoring.audit_rows(who.name, client, source, request_id, scored))
-    finally:
-        conn.close()
+    state.audit.record_predictions(scoring.audit_rows(who.name, client, source, request_id, scored))
     inference_log.record(state.settings.log_dir, source, request_id, scored, latency_ms)
     state.metrics.record_predictions(scored)
     if state.drift is not None:
         state.drift.observe(scored, scored["decision"].tolist())
 
 
+def trace_reading(
+    state: Any,
+    who: Principal,
+    client: str | None,
+    source: str,
+    request_id: str,
+    reading: dict[str, Any],
+    result: dict[str, Any],
+    latency_ms: float,
+) -> None:
+    """``trace`` for one reading scored alone (``reading`` with its ``timestamp``, ``result`` of
+    ``scoring.score_reading``), without a frame except the one row the inference log takes.
+
+    Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
+    """
+    state.audit.record_predictions([scoring.audit_row(who.name, client, source, request_id, reading, result)])
+    inference_log.record(state.settings.log_dir, source, request_id, scoring.one_row_frame(reading, result), latency_ms)
+    state.metrics.record_decisions([(result["model_version"], result["decision"])])
+    if state.drift is not None:
+        state.drift.observe([reading], [result["decision"]])
+
+
 def client_address(request: Request | WebSocket) -> str | None:
     return request.client.host if request.client else None
 
 
-def traced_reading(reading: dict[str, Any], result: dict[str, Any]) -> pd.DataFrame:
-    """One reading and its result (``scoring.score_reading``) as a scored frame, for ``trace``."""
-    return frame_from_readings([reading]).assign(
-        score=result["score"], decision=result["decision"], model_version=result["model_version"]
-    )
+def stamped(reading: dict[str, Any]) -> dict[str, Any]:
+    """``reading`` with a timestamp: its own (UTC, without zone), else now, as the frames stamp it."""
+    return {**reading, TIMESTAMP: reading.get(TIMESTAMP) or datetime.now(UTC).replace(tzinfo=None)}
 
 
 # ---- Routes ---------------------------------------------------------------------------------------
@@ -742,9 +760,9 @@ def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, F
         return home(request, shown, errors, status_code=422)
     start = time.perf_counter()
     result = scoring.score_reading(model, values)
-    reading = {**values, EQUIPMENT_ID: equipment_id}
-    traced = traced_reading(reading, result)
-    trace(request.app.state, who, client_address(request), "form", request.state.request_id, traced, elapsed_ms(start))
+    reading = stamped({**values, EQUIPMENT_ID: equipment_id})
+    client, request_id = client_address(request), request.state.request_id
+    trace_reading(request.app.state, who, client, "form", request_id, reading, result, elapsed_ms(start))
     return home(request, shown, result=reading_result(result, equipment_id))
 
 
@@ -845,12 +863,10 @@ def predict(request: Request, who: Operator, reading: Reading, model: ModelDep, 
     est notée seule : pour tenir compte des précédentes d'un équipement, utilisez `/stream`.
     """
     start = time.perf_counter()
-    values = reading.model_dump()
-    equipment_id = values[EQUIPMENT_ID]
+    values = stamped(reading.model_dump())
     result = scoring.score_reading(model, values)
-    traced = traced_reading(values, result)
-    trace(request.app.state, who, client_address(request), "api", request_id, traced, elapsed_ms(start))
-    return Prediction(**result, equipment_id=equipment_id, request_id=request_id)
+    trace_reading(request.app.state, who, client_address(request), "api", request_id, values, result, elapsed_ms(start))
+    return Prediction(**result, equipment_id=values[EQUIPMENT_ID], request_id=request_id)
 
 
 @app.post(

@@ -18,6 +18,23 @@ caller answers: a caller that gets ``AuditUnavailable`` must answer 503, never t
 prediction. The database runs in WAL mode so that readers (``GET /audit``, the key and
 model-pointer look-ups of every request) never wait for a writer.
 
+The service's hot path adds two things (measured in docs/performances.md):
+
+* ``Recorder``, a group commit: the threads of one process that want to audit at the
+  same moment hand their rows to whichever of them holds the write lock, which chains
+  them all in ONE transaction; each caller returns only once the transaction holding its
+  rows is committed (or raises ``AuditUnavailable`` if it failed: then none of them was
+  written). One SQLite writer per process instead of one per thread: no busy-wait
+  between the threads of a process, and one commit for many requests.
+* ``reader``: a long-lived connection per thread for the look-ups of every request (key,
+  model pointer), instead of opening the file each time.
+
+Durability (``AUDIT_SYNC``): ``NORMAL`` (the default) commits to the WAL file without
+waiting for the disk: a committed row survives the death of the process (SIGKILL, OOM
+kill) but the last commits may be lost if the machine itself stops (power cut, kernel
+panic). ``FULL`` waits for the disk at every commit (``fsync``): a few milliseconds per
+commit on an ordinary disk, shared by the rows of one group commit.
+
     python -m stage4_prod.audit verify [--db FICHIER] [--ancre HASH]
     python -m stage4_prod.audit export [--db FICHIER] [--utilisateur NOM] [--depuis ISO] > audit.csv
 """
@@ -31,8 +48,12 @@ import io
 import json
 import math
 import os
+import random
 import sqlite3
 import sys
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +86,9 @@ CONTENT = (
 )
 COLUMNS = (*CONTENT, "prev_hash", "row_hash")
 MAX_QUERY_ROWS = 10_000
+SYNC_MODES = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous values AUDIT_SYNC may take
+DEFAULT_SYNC = "NORMAL"  # survives a process crash, not a power cut: see the module doc
+READERS_PER_THREAD = 4  # state files a thread keeps a reader connection to (tests use many)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit (
@@ -106,17 +130,31 @@ def db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("STATE_DB") or DEFAULT_DB)
 
 
+def sync_mode(value: str | None = None) -> str:
+    """``PRAGMA synchronous`` of every connection: ``value``, else ``$AUDIT_SYNC``, else NORMAL.
+
+    Raises ValueError (French) for anything but NORMAL, FULL or EXTRA.
+    """
+    mode = (value or os.environ.get("AUDIT_SYNC") or DEFAULT_SYNC).strip().upper()
+    if mode not in SYNC_MODES:
+        raise ValueError(f"AUDIT_SYNC={mode!r} invalide : valeurs admises {', '.join(SYNC_MODES)}")
+    return mode
+
+
 _initialised: set[tuple[str, str]] = set()  # (file, extra schema) this process has already created
 
 
-def connect(path: str | os.PathLike | None = None, extra_schema: str = "") -> sqlite3.Connection:
+def connect(
+    path: str | os.PathLike | None = None, extra_schema: str = "", check_same_thread: bool = True
+) -> sqlite3.Connection:
     """Open the state database in WAL mode, create the tables if needed, and return the connection.
 
     ``extra_schema`` adds the tables of another module (keys, deployment pointer, feedback)
     to the same file, so that their changes and their audit rows share one transaction.
     The schema is run once per process and file (it takes the write lock). The connection is in autocommit mode (``isolation_level=None``): writers open their
-    own ``BEGIN IMMEDIATE`` (``transaction``). One connection per thread. Raises
-    AuditUnavailable (French) if the file cannot be opened or initialised.
+    own ``BEGIN IMMEDIATE`` (``transaction``). One connection per thread (unless the caller
+    serialises its use itself and passes ``check_same_thread=False``). ``synchronous`` follows
+    ``sync_mode()``. Raises AuditUnavailable (French) if the file cannot be opened or initialised.
     """
     target = db_path(path)
     key = (str(target.resolve()), extra_schema)
@@ -124,30 +162,103 @@ def connect(path: str | os.PathLike | None = None, extra_schema: str = "") -> sq
     try:
         fresh = not target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        sync = sync_mode()
+        conn = sqlite3.connect(
+            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=check_same_thread
+        )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
-        conn.execute("PRAGMA synchronous = FULL")  # an audit row that was answered must survive a power cut
+        conn.execute(f"PRAGMA synchronous = {sync}")  # NORMAL: survives a process crash; FULL: a power cut
         if fresh or key not in _initialised:
             conn.executescript(SCHEMA + extra_schema)
             _initialised.add(key)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, ValueError) as exc:
         if conn is not None:
             conn.close()
         raise AuditUnavailable(f"base d'état {target} inutilisable : {exc}") from None
     return conn
 
 
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+_readers = threading.local()
+
+
+def reader(path: str | os.PathLike | None = None, extra_schema: str = "") -> sqlite3.Connection:
+    """This thread's long-lived connection to the state database, for the reads of every request.
+
+    Opening the file costs more than the look-up itself (a key, the model pointer), so each
+    thread keeps one connection per file (the last ``READERS_PER_THREAD`` files). It is
+    opened again if the file was replaced or deleted meanwhile. Do not close it; do not
+    leave a transaction open on it. Every statement in autocommit mode sees the latest
+    commit of any process (a revoked key is refused on the next request). Raises
+    AuditUnavailable (French) like ``connect``.
+    """
+    target = db_path(path)
+    key = (os.fspath(target), extra_schema, os.getpid())
+    cache = getattr(_readers, "connections", None)
+    if cache is None:
+        cache = _readers.connections = OrderedDict()
+    inode = _inode(target)
+    found = cache.get(key)
+    if found is not None and inode is not None and found[1] == inode:
+        cache.move_to_end(key)
+        return found[0]
+    if found is not None:
+        del cache[key]
+        found[0].close()
+    conn = connect(target, extra_schema)
+    cache[key] = (conn, _inode(target))
+    while len(cache) > READERS_PER_THREAD:
+        cache.popitem(last=False)[1][0].close()
+    return conn
+
+
+def _begin_polling(conn: sqlite3.Connection, wait_s: float) -> None:
+    """``BEGIN IMMEDIATE``, retried every fraction of a millisecond for up to ``wait_s`` while another writer holds the lock.
+
+    SQLite's own busy handler sleeps 1, 2, 5... then 100 ms between attempts: a process
+    whose writer commits back to back (one group after another) can then keep the lock
+    for seconds while the other process sleeps. Short, jittered retries catch the gaps.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.0001
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(2 * delay, 0.002)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the statements inside wait as usual
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: sqlite3.Connection, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes; rollback on error.
 
-    Raises AuditUnavailable if SQLite refuses (read-only, disk full, busy beyond the timeout).
+    ``wait_s``: wait for the write lock by short retries (``_begin_polling``) rather than
+    SQLite's busy handler. Raises AuditUnavailable if SQLite refuses (read-only, disk full,
+    busy beyond the timeout).
     """
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        if wait_s is None:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            _begin_polling(conn, wait_s)
     except sqlite3.Error as exc:
         raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
     try:
@@ -176,8 +287,11 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def _entry(values: Mapping[str, Any], at: str) -> dict[str, Any]:
-    """A row's content from a caller's mapping: JSON columns serialised, floats checked finite."""
+def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
+    """A row's content from a caller's mapping: JSON columns serialised, floats checked finite.
+
+    ``at`` is the default time (``None``: left for ``_chain`` to stamp). Raises ValueError.
+    """
     entry = {name: values.get(name) for name in CONTENT if name != "seq"}
     entry["at"] = values.get("at") or at
     entry["app_version"] = values.get("app_version") or __version__
@@ -195,6 +309,30 @@ def _entry(values: Mapping[str, Any], at: str) -> dict[str, Any]:
     return entry
 
 
+def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> list[int]:
+    """Chain prepared entries (``_entry``) after the head, in the open transaction; the count after each group.
+
+    Entries without a time get the time of this call, so that ``at`` follows ``seq``.
+    """
+    count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
+    at = now_iso()
+    rows, counts = [], []
+    for entries in groups:
+        for entry in entries:
+            entry["at"] = entry["at"] or at
+            count += 1
+            entry["seq"] = count
+            entry["prev_hash"] = head
+            head = entry["row_hash"] = row_hash(head, entry)
+            rows.append(tuple(entry[name] for name in COLUMNS))
+        counts.append(count)
+    if rows:
+        placeholders = ", ".join("?" * len(COLUMNS))
+        conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        conn.execute("UPDATE chain_head SET count = ?, head_hash = ? WHERE id = 1", (count, head))
+    return counts
+
+
 def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
     """Chain ``entries`` after the head, inside the caller's open transaction; returns the new count.
 
@@ -203,21 +341,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
-    count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
-    at = now_iso()
-    rows = []
-    for values in entries:
-        entry = _entry(values, at)
-        count += 1
-        entry["seq"] = count
-        entry["prev_hash"] = head
-        head = entry["row_hash"] = row_hash(head, entry)
-        rows.append(tuple(entry[name] for name in COLUMNS))
-    if rows:
-        placeholders = ", ".join("?" * len(COLUMNS))
-        conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
-        conn.execute("UPDATE chain_head SET count = ?, head_hash = ? WHERE id = 1", (count, head))
-    return count
+    return _chain(conn, [[_entry(values, None) for values in entries]])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -259,6 +383,97 @@ def record_action(
         "model_version": model_version,
     }
     return record(conn, [entry])
+
+
+class _Job:
+    """The prepared rows of one caller waiting for the group commit, and how it ended."""
+
+    __slots__ = ("entries", "count", "error", "done")
+
+    def __init__(self, entries: list[dict[str, Any]]):
+        self.entries = entries
+        self.count = 0
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class Recorder:
+    """Group commit of this process's prediction rows: one transaction for the callers waiting together.
+
+    ``record_predictions(rows)`` prepares the rows (serialisation and checks, outside any
+    lock), queues them, then takes the process's write lock. The thread that holds it
+    writes every queued job in ONE transaction (``BEGIN IMMEDIATE``, so still one writer at
+    a time across processes), marks them done and releases the lock; a thread that gets
+    the lock after its job was written by another just returns. Each caller thus returns
+    only after the commit that holds its own rows, and gets AuditUnavailable if that
+    transaction failed (none of its rows, nor those of the others in it, was written).
+    While one group is being written the next one gathers, so under load a commit (and
+    its ``fsync`` with AUDIT_SYNC=FULL) is shared by many requests. Thread-safe.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = db_path(path)
+        self._queue_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._queue: list[_Job] = []
+        self._conn: sqlite3.Connection | None = None
+        self._inode: tuple[int, int] | None = None
+
+    def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Audit the scored readings of one request, committed before returning; the count after them.
+
+        Same rows as ``record_predictions``. Raises ValueError (nothing queued) for a bad
+        row, AuditUnavailable (French) if the transaction could not be committed.
+        """
+        return self.record([{**row, "kind": "prediction"} for row in rows])
+
+    def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
+        job = _Job([_entry(values, None) for values in entries])
+        if not job.entries:
+            return 0
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._write_lock:
+            if not job.done:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._write(jobs)
+        if job.error is not None:
+            raise AuditUnavailable(str(job.error)) from None
+        return job.count
+
+    def _connection(self) -> sqlite3.Connection:
+        """The writer connection (used under the write lock only), reopened if the file was replaced."""
+        inode = _inode(self.path)
+        if self._conn is None or inode is None or inode != self._inode:
+            self.close()
+            self._conn = connect(self.path, check_same_thread=False)
+            self._inode = _inode(self.path)
+        return self._conn
+
+    def _write(self, jobs: list[_Job]) -> None:
+        try:
+            conn = self._connection()
+            with transaction(conn, wait_s=BUSY_TIMEOUT_MS / 1000):
+                counts = _chain(conn, [job.entries for job in jobs])
+            for job, count in zip(jobs, counts, strict=True):
+                job.count = count
+        except AuditUnavailable as exc:
+            self.close()  # the next group starts from a fresh connection
+            for job in jobs:
+                job.error = exc
+        except BaseException as exc:  # a bug: each waiting caller must still be released and refused
+            for job in jobs:
+                job.error = AuditUnavailable(f"journal d'audit indisponible en écriture : {exc!r}")
+            raise
+        finally:
+            for job in jobs:
+                job.done = True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 @dataclass

@@ -169,18 +169,19 @@ def authenticate(db_path, presented_key: str | None) -> Principal | None:
     """The Principal of an active key, or None (missing, malformed, unknown, wrong or revoked key).
 
     The stored hash is compared in constant time. Nothing of the presented key is logged.
+    The key is read from the database on every call (no cache): a revocation by any
+    process refuses the very next request.
     """
     match = KEY_PATTERN.fullmatch(presented_key or "")
     if match is None:
         return None
     key_id = match.group(1)
-    conn = _connect(db_path)
-    try:
-        row = conn.execute(
-            "SELECT name, role, key_hash, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)
-        ).fetchone()
-    finally:
-        conn.close()
+    rows = (
+        audit.reader(db_path, SCHEMA)  # this thread's open connection: no file opening per request
+        .execute("SELECT name, role, key_hash, revoked_at FROM api_keys WHERE key_id = ?", (key_id,))
+        .fetchall()
+    )
+    row = rows[0] if rows else None
     stored = row["key_hash"] if row is not None else _DUMMY_HASH
     if not hmac.compare_digest(hash_key(presented_key), stored) or row is None:
         logger.warning("refused API key: unknown id or wrong secret (id %s)", key_id)

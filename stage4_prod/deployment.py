@@ -75,19 +75,15 @@ def _connect(db_path):
 
 
 def _current(conn) -> Pointer | None:
-    row = conn.execute(
+    rows = conn.execute(
         "SELECT id, version, previous_version, action, deployed_at, by FROM deployment ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else Pointer(*tuple(row)[1:])
+    ).fetchall()  # fetchall: the statement is finished, no read transaction stays open
+    return Pointer(*tuple(rows[0])[1:]) if rows else None
 
 
 def current(db_path=None) -> Pointer | None:
-    """The served version (None before the first start wrote it)."""
-    conn = _connect(db_path)
-    try:
-        return _current(conn)
-    finally:
-        conn.close()
+    """The served version (None before the first start wrote it), read on this thread's open connection."""
+    return _current(audit.reader(db_path, SCHEMA))
 
 
 def history(db_path=None) -> list[Pointer]:

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,10 +54,13 @@ class Metrics:
 
     def record_predictions(self, scored: pd.DataFrame) -> None:
         """Count the rows of a scored frame by model version and decision."""
-        counts = scored.groupby(["model_version", "decision"]).size()
+        self.record_decisions(zip(scored["model_version"].tolist(), scored["decision"].tolist(), strict=True))
+
+    def record_decisions(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Count predictions given as (model version, decision) pairs."""
+        counts = Counter(pairs)
         with self._lock:
-            for key, n in counts.items():
-                self._predictions[key] += int(n)
+            self._predictions.update(counts)
 
     def snapshot(self, anomaly: str) -> dict[str, Any]:
         """The JSON of GET /metrics; ``anomaly`` is the decision that counts as an alarm."""

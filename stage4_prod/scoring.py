@@ -112,27 +112,57 @@ class Scorers:
             return self._scorers[loaded.version]
 
 
+def audit_row(
+    actor: str, client: str | None, source: str, request_id: str, reading: Mapping[str, Any], result: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The audit row of one scored reading: who, from where, the inputs and their timestamp, the result.
+
+    ``reading`` holds the eight sensor values, ``equipment_id`` and ``timestamp`` (a datetime);
+    ``result`` the ``score``, ``decision`` and ``model_version`` (``score_reading``).
+    """
+    return {
+        "actor": actor,
+        "request_id": request_id,
+        "source": source,
+        "equipment_id": reading[EQUIPMENT_ID],
+        "inputs": {**{name: reading[name] for name in SENSOR_NAMES}, TIMESTAMP: reading[TIMESTAMP].isoformat()},
+        "score": result["score"],
+        "decision": result["decision"],
+        "model_version": result["model_version"],
+        "client": client,
+    }
+
+
 def audit_rows(actor: str, client: str | None, source: str, request_id: str, scored: pd.DataFrame) -> list[dict]:
-    """One audit row per scored reading (``with_scores``): who, from where, the inputs and their timestamp, the result."""
-    inputs = scored[list(SENSOR_NAMES)].to_dict("records")
-    stamps = scored[TIMESTAMP].map(lambda t: t.isoformat())
+    """One audit row (``audit_row``) per row of a scored frame (``with_scores``), columns read once each."""
+    values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
     columns = zip(
-        inputs, stamps, scored[EQUIPMENT_ID], scored["score"], scored["decision"], scored["model_version"], strict=True
+        values,
+        scored[TIMESTAMP],
+        scored[EQUIPMENT_ID].tolist(),
+        scored["score"].tolist(),
+        scored["decision"].tolist(),
+        scored["model_version"].tolist(),
+        strict=True,
     )
     return [
-        {
-            "actor": actor,
-            "request_id": request_id,
-            "source": source,
-            "equipment_id": equipment,
-            "inputs": {**values, TIMESTAMP: stamp},
-            "score": score,
-            "decision": decision,
-            "model_version": version,
-            "client": client,
-        }
-        for values, stamp, equipment, score, decision, version in columns
+        audit_row(
+            actor,
+            client,
+            source,
+            request_id,
+            {**dict(zip(SENSOR_NAMES, row, strict=True)), EQUIPMENT_ID: equipment, TIMESTAMP: stamp},
+            {"score": score, "decision": decision, "model_version": version},
+        )
+        for row, stamp, equipment, score, decision, version in columns
     ]
+
+
+def one_row_frame(reading: Mapping[str, Any], result: Mapping[str, Any]) -> pd.DataFrame:
+    """One reading (with its ``timestamp``) and its result as a scored frame (``with_scores``'s columns)."""
+    names = (TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES)
+    row = [*(reading[name] for name in names), result["score"], result["decision"], result["model_version"]]
+    return pd.DataFrame([row], columns=[*names, "score", "decision", "model_version"])
 
 
 def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:

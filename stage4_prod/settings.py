@@ -22,6 +22,7 @@ class Settings:
     max_batch_rows: int  # readings in one POST /predict/batch
     stream_max_equipments: int  # equipments whose recent readings the stream keeps in memory
     state_db: Path  # SQLite (WAL): API key hashes, audit trail, served-model pointer, feedback
+    audit_sync: str  # PRAGMA synchronous: NORMAL (survives a process crash) or FULL (a power cut, slower)
     rate_limit_per_s: float  # requests per second and per key, on average (0: no limit)
     rate_limit_burst: int  # requests a key may send at once before the average applies
     drift_window: int  # recent readings compared with the model's reference
@@ -47,6 +48,7 @@ def get_settings() -> Settings:
         max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
         stream_max_equipments=int(os.environ.get("STREAM_MAX_EQUIPMENTS", "1000")),
         state_db=audit.db_path(),  # STATE_DB, else state/stage4.sqlite
+        audit_sync=audit.sync_mode(),  # AUDIT_SYNC, else NORMAL; ValueError (French) if invalid
         rate_limit_per_s=float(os.environ.get("RATE_LIMIT_PER_S", str(auth.DEFAULT_RATE_PER_S))),
         rate_limit_burst=int(os.environ.get("RATE_LIMIT_BURST", str(auth.DEFAULT_BURST))),
         drift_window=int(os.environ.get("DRIFT_WINDOW", str(drift.WINDOW))),

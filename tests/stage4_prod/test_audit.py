@@ -7,6 +7,10 @@ import io
 import json
 import multiprocessing
 import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +183,148 @@ def test_appends_from_several_processes_keep_one_chain(tmp_path):
     assert report.rows == 4 * 40 * 3
     for w in range(4):
         assert len(audit.query(path, user=f"w{w}", limit=1000)) == 120
+
+
+def _record_grouped(path: str, worker: int, threads: int, calls: int) -> None:
+    """``threads`` threads of one process, each auditing ``calls`` requests of 1 to 3 rows through one Recorder."""
+    recorder = audit.Recorder(path)
+
+    def run(t: int) -> None:
+        for c in range(calls):
+            rows = [prediction(k, actor=f"w{worker}", request_id=f"w{worker}-t{t}-c{c}") for k in range(1 + c % 3)]
+            recorder.record_predictions(rows)
+
+    pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    recorder.close()
+
+
+def test_group_commit_from_threads_of_several_processes_keeps_every_row_once_and_one_chain(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    audit.connect(path).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_record_grouped, args=(path, w, 8, 30)) for w in range(2)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(120)
+        assert p.exitcode == 0
+    report = audit.verify(path)
+    assert report.ok, report.text()
+    rows = audit.query(path, limit=audit.MAX_QUERY_ROWS)
+    per_request = Counter(r["request_id"] for r in rows)
+    assert len(per_request) == 2 * 8 * 30  # every request audited...
+    assert all(per_request[f"w{w}-t{t}-c{c}"] == 1 + c % 3 for w in range(2) for t in range(8) for c in range(30))
+
+
+def test_callers_waiting_together_share_one_transaction_and_each_gets_its_own_rows(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    recorder = audit.Recorder(path)
+    recorder.record_predictions([prediction(0)])
+    transactions = []
+    real_transaction = audit.transaction
+
+    def counted(conn, **options):
+        transactions.append(1)
+        return real_transaction(conn, **options)
+
+    monkeypatch.setattr(audit, "transaction", counted)
+    blocker = raw(path)
+    blocker.execute("BEGIN IMMEDIATE")  # another process writing: the first caller waits for it
+    counts = {}
+
+    def call(i: int) -> None:
+        counts[i] = recorder.record_predictions([prediction(i, request_id=f"r{i}")])
+
+    pool = [threading.Thread(target=call, args=(i,)) for i in range(1, 6)]
+    pool[0].start()
+    time.sleep(0.3)  # the first caller holds the process's write lock, waiting for SQLite's
+    for thread in pool[1:]:
+        thread.start()
+    time.sleep(0.3)  # the four others have queued their rows behind it
+    blocker.execute("COMMIT")
+    for thread in pool:
+        thread.join()
+    assert len(transactions) == 2  # five callers, two commits: the first alone, then the four together
+    rows = {r["request_id"]: r for r in audit.query(path)}
+    assert counts[1] == 2 and sorted(counts.values()) == [2, 3, 4, 5, 6]
+    assert all(rows[f"r{i}"]["seq"] == counts[i] for i in range(1, 6))  # each got the count after its own row
+    assert audit.verify(path).ok
+
+
+def test_a_failed_group_refuses_each_of_its_callers_and_the_next_one_writes(tmp_path):
+    path = tmp_path / "s.sqlite"
+    recorder = audit.Recorder(path)
+    recorder.record_predictions([prediction(1)])
+    raw(path).execute("CREATE TRIGGER full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(audit.AuditUnavailable, match="indisponible"):
+        recorder.record_predictions([prediction(2)])
+    with pytest.raises(ValueError):  # a bad row is refused to its caller alone, before anything is queued
+        recorder.record_predictions([{**prediction(3), "score": float("nan")}])
+    raw(path).execute("DROP TRIGGER full")
+    assert recorder.record_predictions([prediction(4)]) == 2
+    assert [r["request_id"] for r in audit.query(path)] == ["req-1", "req-4"] and audit.verify(path).ok
+
+
+def test_a_writer_locked_out_beyond_the_timeout_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    recorder = audit.Recorder(path)
+    recorder.record_predictions([prediction(1)])
+    monkeypatch.setattr(audit, "BUSY_TIMEOUT_MS", 300)
+    blocker = raw(path)
+    blocker.execute("BEGIN IMMEDIATE")  # another process that never lets go
+    with pytest.raises(audit.AuditUnavailable, match="indisponible en écriture"):
+        recorder.record_predictions([prediction(2)])
+    blocker.execute("ROLLBACK")
+    assert recorder.record_predictions([prediction(3)]) == 2
+    assert [r["request_id"] for r in audit.query(path)] == ["req-1", "req-3"] and audit.verify(path).ok
+
+
+def test_recorder_follows_a_replaced_state_file(tmp_path):
+    path = tmp_path / "s.sqlite"
+    recorder = audit.Recorder(path)
+    recorder.record_predictions([prediction(1)])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    recorder.record_predictions([prediction(2)])  # not into the deleted file
+    assert [r["request_id"] for r in audit.query(path)] == ["req-2"]
+
+
+def test_reader_connection_is_kept_per_thread_sees_other_writers_and_follows_a_replaced_file(tmp_path):
+    path = tmp_path / "s.sqlite"
+    audit.record_predictions(audit.connect(path), [prediction(1)])
+    conn = audit.reader(path)
+    assert audit.reader(path) is conn
+    count = "SELECT count FROM chain_head"
+    assert conn.execute(count).fetchall()[0][0] == 1
+    audit.record_predictions(audit.connect(path), [prediction(2)])  # another connection (another process)
+    assert conn.execute(count).fetchall()[0][0] == 2
+    others = []
+    thread = threading.Thread(target=lambda: others.append(audit.reader(path)))
+    thread.start()
+    thread.join()
+    assert others[0] is not conn
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert audit.reader(path) is not conn
+    assert audit.reader(path).execute(count).fetchall()[0][0] == 0
+
+
+def test_synchronous_mode_comes_from_audit_sync(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUDIT_SYNC", raising=False)
+    assert audit.sync_mode() == "NORMAL"
+    assert audit.connect(tmp_path / "a.sqlite").execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    monkeypatch.setenv("AUDIT_SYNC", "full")
+    assert audit.sync_mode() == "FULL"
+    assert audit.connect(tmp_path / "b.sqlite").execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    monkeypatch.setenv("AUDIT_SYNC", "OFF")  # OFF could lose acknowledged rows on a crash: refused
+    with pytest.raises(ValueError, match="AUDIT_SYNC='OFF' invalide"):
+        audit.sync_mode()
+    with pytest.raises(audit.AuditUnavailable, match="inutilisable"):
+        audit.connect(tmp_path / "c.sqlite")
 
 
 def test_unwritable_trail_raises_and_writes_nothing(db):
