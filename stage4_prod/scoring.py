@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.data import DEFAULT_CHUNK_ROWS, Source, frame_from_readings, load_csv, read_chunks
+from common.data import DEFAULT_CHUNK_ROWS, Source, load_csv, read_chunks
 from common.incremental import IncrementalScorer
 from common.registry import LoadedModel, load
 from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP, validate_reading
@@ -42,7 +42,7 @@ def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, 
     Raises common.schema.ValidationError naming the faulty field.
     """
     values = validate_reading(reading)
-    score = float(loaded.model.score(frame_from_readings([values]))[0])
+    score = loaded.model.score_reading(values)
     return {
         "score": score,
         "decision": decide([score], loaded.model.threshold_)[0],
