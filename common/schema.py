@@ -94,7 +94,13 @@ def check_value(name: str, value: Any) -> float:
         raise ValidationError(name, "valeur manquante")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValidationError(name, f"« {value} » n'est pas un nombre")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond any float: out of every plausible range
+        raise ValidationError(
+            name,
+            f"nombre trop grand, hors de la plage plausible [{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}",
+        ) from None
     if math.isnan(x):
         raise ValidationError(name, "valeur manquante (NaN)")
     if math.isinf(x):
