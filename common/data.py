@@ -15,7 +15,7 @@ and, where it helps, the line of the file (the header is line 1).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from os import PathLike
@@ -331,7 +331,7 @@ def frame_from_readings(
     return pd.DataFrame(columns, copy=False)
 
 
-def plain_readings(items: Sequence[Any], equipment_id: str = DEFAULT_EQUIPMENT_ID) -> tuple[pd.DataFrame, np.ndarray]:
+def plain_readings(items: list[Any], equipment_id: str = DEFAULT_EQUIPMENT_ID) -> tuple[pd.DataFrame, np.ndarray]:
     """Split readings received as JSON (parsed, not validated) into the plainly valid ones and the others.
 
     Returns ``(frame, others)``: the sensor frame of the items that are plainly valid

@@ -96,11 +96,9 @@ def check_value(name: str, value: Any) -> float:
         raise ValidationError(name, f"« {value} » n'est pas un nombre")
     try:
         x = float(value)
-    except OverflowError:  # an integer beyond any float: out of every plausible range
-        raise ValidationError(
-            name,
-            f"nombre trop grand, hors de la plage plausible [{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}",
-        ) from None
+    except OverflowError:  # an integer beyond every float (10**400) is beyond every range too
+        size, bounds = "grand" if value > 0 else "petit", f"[{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}"
+        raise ValidationError(name, f"nombre trop {size}, hors de la plage plausible {bounds}") from None
     if math.isnan(x):
         raise ValidationError(name, "valeur manquante (NaN)")
     if math.isinf(x):
