@@ -82,15 +82,27 @@ def record(
         return
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
-    columns = zip(
-        scored[EQUIPMENT_ID], scored["model_version"], values, scored["score"], scored["decision"], strict=True
+    # Built column by column: the fields every line shares are written once, each distinct text
+    # is quoted once, and floats are written as csv.writer writes them (repr).
+    head = _lines([(stamp, request_id, source, "")])[:-1]
+    tail = f"{SEPARATOR}{latency_ms:.3f}\n"
+    columns = (
+        _texts(scored[EQUIPMENT_ID]),
+        _texts(scored["model_version"]),
+        *(map(repr, scored[name].astype("float64").tolist()) for name in (*SENSOR_NAMES, "score")),
+        _texts(scored["decision"]),
     )
-    latency = f"{latency_ms:.3f}"
-    rows = [(stamp, request_id, source, e, m, *v, repr(float(s)), d, latency) for e, m, v, s, d in columns]
+    text = "".join([head + SEPARATOR.join(fields) + tail for fields in zip(*columns, strict=True)])
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _append(log_path(directory, when), _lines(rows))
+    _append(log_path(directory, when), text)
+
+
+def _texts(column: pd.Series) -> list[str]:
+    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once."""
+    texts = column.tolist()
+    written = {t: _lines([(t, "")])[: -len(SEPARATOR + "\n")] for t in set(texts)}
+    return [written[t] for t in texts]
 
 
 def read_logs(directory: Path) -> pd.DataFrame:
