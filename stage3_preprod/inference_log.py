@@ -89,7 +89,7 @@ def record(
     columns = (
         _texts(scored[EQUIPMENT_ID]),
         _texts(scored["model_version"]),
-        *(map(repr, scored[name].astype("float64").tolist()) for name in (*SENSOR_NAMES, "score")),
+        *(map(repr, scored[name].to_numpy(dtype="float64").tolist()) for name in (*SENSOR_NAMES, "score")),
         _texts(scored["decision"]),
     )
     text = "".join([head + SEPARATOR.join(fields) + tail for fields in zip(*columns, strict=True)])
