@@ -48,10 +48,9 @@ class Metrics:
 
     def record_predictions(self, scored: pd.DataFrame) -> None:
         """Count the rows of a scored frame by model version and decision."""
-        counts = scored.groupby(["model_version", "decision"]).size()
+        counts = Counter(zip(scored["model_version"].tolist(), scored["decision"].tolist(), strict=True))
         with self._lock:
-            for key, n in counts.items():
-                self._predictions[key] += int(n)
+            self._predictions.update(counts)
 
     def snapshot(self, anomaly: str) -> dict[str, Any]:
         """The JSON of GET /metrics; ``anomaly`` is the decision that counts as an alarm."""

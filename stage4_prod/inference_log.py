@@ -96,18 +96,30 @@ def record(
         return
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
-    columns = zip(
-        scored[EQUIPMENT_ID], scored["model_version"], values, scored["score"], scored["decision"], strict=True
+    # Built column by column: the fields every line shares are written once, each distinct text
+    # is quoted once, and floats are written as csv.writer writes them (repr).
+    head = _lines([(stamp, request_id, source, "")])[:-1]
+    tail = f"{SEPARATOR}{latency_ms:.3f}\n"
+    columns = (
+        _texts(scored[EQUIPMENT_ID]),
+        _texts(scored["model_version"]),
+        *(map(repr, scored[name].to_numpy(dtype="float64").tolist()) for name in (*SENSOR_NAMES, "score")),
+        _texts(scored["decision"]),
     )
-    latency = f"{latency_ms:.3f}"
-    rows = [(stamp, request_id, source, e, m, *v, repr(float(s)), d, latency) for e, m, v, s, d in columns]
+    text = "".join([head + SEPARATOR.join(fields) + tail for fields in zip(*columns, strict=True)])
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, _lines(rows))
+        _append(path, text)
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
+
+
+def _texts(column: pd.Series) -> list[str]:
+    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once."""
+    texts = column.tolist()
+    written = {t: _lines([(t, "")])[: -len(SEPARATOR + "\n")] for t in set(texts)}
+    return [written[t] for t in texts]
 
 
 def check_writable(directory: Path) -> None:

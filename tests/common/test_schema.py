@@ -24,6 +24,7 @@ def test_example_reading_is_valid():
         ("12", "n'est pas un nombre"),
         (True, "n'est pas un nombre"),
         (1e9, "hors de la plage plausible"),
+        (10**400, "hors de la plage plausible"),  # beyond any float: refused, not an OverflowError
     ],
 )
 @pytest.mark.parametrize("sensor", [s.name for s in SENSORS])

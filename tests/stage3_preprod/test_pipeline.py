@@ -76,6 +76,41 @@ def test_batch_answers_per_row_with_partial_success(client):
     assert body["model_version"] == TEST_VERSION == response.headers["X-Model-Version"]
 
 
+def test_batch_judges_each_reading_as_predict_does(client, log_dir):
+    """Plain readings take a vectorised path, the others the pydantic model: the answers must not tell them apart."""
+    readings = [
+        EXAMPLE_READING,
+        {**EXAMPLE_READING, EQUIPMENT_ID: "p-1", TIMESTAMP: "2026-01-05T10:00:00"},
+        {**EXAMPLE_READING, EQUIPMENT_ID: "p-1", TIMESTAMP: "2026-01-05T10:00:01+00:00"},  # accepted by the model
+        {**EXAMPLE_READING, EQUIPMENT_ID: "p-1", TIMESTAMP: "2026-02-30T10:00:00"},
+        {**EXAMPLE_READING, "voltage": 10**400},
+        {**EXAMPLE_READING, "voltage": True, "pression": 1},
+        {**EXAMPLE_READING, EQUIPMENT_ID: "x" * 65},
+        {**EXAMPLE_READING, "current": None},
+        [EXAMPLE_READING],
+    ]
+    body = client.post("/predict/batch", json=readings).json()
+    assert [r["index"] for r in body["results"]] == list(range(len(readings)))
+    assert (body["received"], body["scored"], body["rejected"]) == (9, 3, 6)
+    for reading, result in zip(readings, body["results"], strict=True):
+        single = client.post("/predict", json=reading)
+        if "errors" in result:
+            assert single.status_code == 422 and result["errors"] == single.json()["errors"], reading
+        else:
+            assert single.status_code == 200 and result["equipment_id"] == single.json()["equipment_id"]
+    logs = read_logs(log_dir)
+    assert (logs["source"] == "api_batch").sum() == 3
+    assert logs.loc[logs["source"] == "api_batch", "score"].tolist() == [r["score"] for r in body["results"][:3]]
+
+
+def test_a_batch_body_that_is_not_a_json_list_is_refused_in_french(client):
+    for body, words in ((b"", "corps de requête manquant"), (b"[1,", "JSON mal formé"), (b'{"a": 1}', "liste JSON")):
+        response = client.post("/predict/batch", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422 and words in response.json()["errors"][0]["message"], response.text
+    documented = client.get("/openapi.json").json()["paths"]["/predict/batch"]["post"]["requestBody"]
+    assert documented["required"] and documented["content"]["application/json"]["schema"]["type"] == "array"
+
+
 def test_batch_over_the_row_limit_is_refused_with_413(client, monkeypatch):
     monkeypatch.setenv("MAX_BATCH_ROWS", "5")
     with TestClient(app) as small:
