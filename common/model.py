@@ -13,6 +13,7 @@ from training data only and stored with the model.
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -136,17 +137,32 @@ class AnomalyModel:
     def __getattr__(self, name: str):
         """``forest_`` of an unpickled model: unpickled from its bytes on first use (only then)."""
         state = self.__dict__
-        if name == "forest_" and "_forest_pickle" in state:
-            forest = pickle.loads(state["_forest_pickle"])  # part of the artifact whose sha256 was checked
-            state.setdefault("forest_", forest)
-            state.pop("_forest_pickle", None)
+        data = state.get("_forest_pickle") if name == "forest_" else None
+        if data is not None:  # read once: a concurrent first use may pop it meanwhile
+            state.setdefault("forest_", pickle.loads(data))  # part of the artifact whose sha256 was checked
+            state.pop("_forest_pickle", None)  # only once forest_ is set: one of the two is always there
         if name == "forest_" and "forest_" in state:  # a concurrent first use got there first
             return state["forest_"]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def warm_up(self) -> threading.Thread | None:
+        """Unpickle the scikit-learn forest in a background thread, if it is still bytes.
+
+        Only batches over ``LEVELWISE_MAX_ROWS`` rows need it; its first use imports
+        scikit-learn (about 1.5 s). A service calls this once its model is loaded, so that
+        it is ready without delaying startup, nor the first large batch.
+        """
+        if "_forest_pickle" not in self.__dict__ or self.__dict__.get("_warming"):
+            return None
+        self._warming = True
+        thread = threading.Thread(target=getattr, args=(self, "forest_"), name="forest-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_fast", None)  # rebuilt from the arrays after loading
+        state.pop("_warming", None)
         if "forest_" in state or "_forest_pickle" in state:
             state["_forest_arrays"] = self._fast_forest().arrays
             if "forest_" in state:

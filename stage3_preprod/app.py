@@ -218,7 +218,10 @@ def get_model(request: Request) -> LoadedModel:
     return request.app.state.model
 
 
-def get_request_id(request: Request) -> str:
+# Dependencies and endpoints that do no blocking work are ``async def``: a plain ``def`` costs
+# each of them a hop to FastAPI's thread pool and back, more than the work itself. Those that
+# write the inference log stay plain ``def`` (run in the thread pool).
+async def get_request_id(request: Request) -> str:
     return request.state.request_id  # set by RequestLog before anything else runs
 
 
@@ -378,7 +381,7 @@ def scored_csv(scored: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse (415) a body that is not declared as JSON, before reading it as one."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -700,7 +703,7 @@ def health(request: Request) -> Any:
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)
-def version(request: Request) -> VersionInfo:
+async def version(request: Request) -> VersionInfo:
     """Versions de l'application et du modèle, commit Git et date de construction de l'image."""
     settings, model = request.app.state.settings, request.app.state.model
     return VersionInfo(

@@ -262,7 +262,10 @@ def get_model(request: Request) -> LoadedModel:
     return loaded
 
 
-def get_request_id(request: Request) -> str:
+# Dependencies and endpoints that do no blocking work are ``async def``: a plain ``def`` costs
+# each of them a hop to FastAPI's thread pool and back, more than the work itself. Those that
+# read the state database or write the audit trail and the inference log stay plain ``def`` (run in the thread pool).
+async def get_request_id(request: Request) -> str:
     return request.state.request_id  # set by RequestLog before anything else runs
 
 
@@ -444,7 +447,7 @@ def scored_csv(scored: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse (415) a body that is not declared as JSON, before reading it as one."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -833,7 +836,7 @@ def health(request: Request) -> Any:
 
 
 @app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)
-def version(request: Request) -> VersionInfo:
+async def version(request: Request) -> VersionInfo:
     """Versions de l'application et du modèle, commit Git et date de construction de l'image."""
     settings = request.app.state.settings
     return VersionInfo(

@@ -269,6 +269,7 @@ class ModelCache:
             self._remember(loaded)
 
     def _remember(self, loaded: LoadedModel) -> None:
+        loaded.model.warm_up()  # the forest for large batches, ready in the background (scikit-learn import)
         self._loaded[loaded.version] = loaded
         self._loaded.move_to_end(loaded.version)
         while len(self._loaded) > self.keep:

@@ -120,6 +120,20 @@ def test_an_unpickled_model_scores_from_its_arrays_and_unpickles_the_forest_only
     assert np.array_equal(again.score(large), model.score(large))
 
 
+def test_warm_up_unpickles_the_forest_once_in_the_background(model):
+    copy = pickle.loads(pickle.dumps(model))
+    thread = copy.warm_up()
+    assert thread is not None and thread.daemon
+    assert copy.warm_up() is None  # already under way: no second thread
+    thread.join(timeout=60)
+    assert "forest_" in copy.__dict__ and "_forest_pickle" not in copy.__dict__
+    assert copy.warm_up() is None  # nothing left to do
+    large = simulate("cavitation", seed=56, hours=12)
+    assert np.array_equal(copy.score(large), model.score(large))
+    again = pickle.loads(pickle.dumps(copy))  # the warm-up flag is not part of the artifact
+    assert "_warming" not in again.__dict__ and np.array_equal(again.score(large), model.score(large))
+
+
 def test_refitting_an_unpickled_model_forgets_its_old_forest(model, training):
     copy = pickle.loads(pickle.dumps(model))
     copy.score(training.head(5))

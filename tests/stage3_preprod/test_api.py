@@ -104,9 +104,11 @@ def test_integers_are_accepted_as_numbers(client):
     assert client.post("/predict", json=reading).status_code == 200
 
 
-def test_blocking_endpoints_are_plain_def():
-    for endpoint in (app_module.predict, app_module.health, app_module.version):
-        assert not inspect.iscoroutinefunction(endpoint)
+def test_endpoints_that_write_or_score_files_are_plain_def_and_the_others_do_not_hop_to_a_thread():
+    for endpoint in (app_module.predict, app_module.health, app_module.predict_batch, app_module.predict_csv):
+        assert not inspect.iscoroutinefunction(endpoint)  # file writes and checks: in the thread pool
+    for endpoint in (app_module.version, app_module.get_request_id, app_module.require_json):
+        assert inspect.iscoroutinefunction(endpoint)  # no blocking work: a thread hop would cost more
 
 
 def test_without_a_model_health_and_predict_say_503_in_french(api_env, tmp_path, monkeypatch):
