@@ -616,11 +616,12 @@ def trace(state: Any, source: str, request_id: str, scored: pd.DataFrame, latenc
     state.metrics.record_predictions(scored)
 
 
-def traced_reading(reading: dict[str, Any], result: dict[str, Any]) -> pd.DataFrame:
-    """One reading and its result (``scoring.score_reading``) as a scored frame, for ``trace``."""
-    return frame_from_readings([reading]).assign(
-        score=result["score"], decision=result["decision"], model_version=result["model_version"]
-    )
+def trace_reading(
+    state: Any, source: str, request_id: str, reading: dict[str, Any], result: dict[str, Any], latency_ms: float
+) -> None:
+    """``trace`` for one reading scored alone (``result`` of ``scoring.score_reading``), without a frame."""
+    inference_log.record_reading(state.settings.log_dir, source, request_id, reading, result, latency_ms)
+    state.metrics.record_decisions([(result["model_version"], result["decision"])])
 
 
 # ---- Routes ---------------------------------------------------------------------------------------
@@ -650,7 +651,7 @@ def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, F
     start = time.perf_counter()
     result = scoring.score_reading(model, values)
     reading = {**values, EQUIPMENT_ID: equipment_id}
-    trace(request.app.state, "form", request.state.request_id, traced_reading(reading, result), elapsed_ms(start))
+    trace_reading(request.app.state, "form", request.state.request_id, reading, result, elapsed_ms(start))
     return home(request, shown, result=reading_result(result, equipment_id))
 
 
@@ -738,7 +739,7 @@ def predict(request: Request, reading: Reading, model: ModelDep, request_id: Req
     values = reading.model_dump()
     equipment_id = values[EQUIPMENT_ID]
     result = scoring.score_reading(model, values)
-    trace(request.app.state, "api", request_id, traced_reading(values, result), elapsed_ms(start))
+    trace_reading(request.app.state, "api", request_id, values, result, elapsed_ms(start))
     return Prediction(**result, equipment_id=equipment_id, request_id=request_id)
 
 

@@ -20,9 +20,10 @@ import csv
 import fcntl
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -94,19 +95,54 @@ def record(
     """
     if not len(scored):
         return
+    columns = (
+        scored[EQUIPMENT_ID].tolist(),
+        scored["model_version"].tolist(),
+        *(scored[name].to_numpy(dtype="float64").tolist() for name in (*SENSOR_NAMES, "score")),
+        scored["decision"].tolist(),
+    )
+    _write(directory, source, request_id, columns, latency_ms, when)
+
+
+def record_reading(
+    directory: Path,
+    source: str,
+    request_id: str,
+    reading: Mapping[str, Any],
+    result: Mapping[str, Any],
+    latency_ms: float,
+    when: datetime | None = None,
+) -> None:
+    """``record`` for one reading (its sensors and ``equipment_id``) and its result
+    (``score``, ``decision``, ``model_version``), without a frame to build: the same line."""
+    columns = (
+        [reading[EQUIPMENT_ID]],
+        [result["model_version"]],
+        *([float(reading[name])] for name in SENSOR_NAMES),
+        [float(result["score"])],
+        [result["decision"]],
+    )
+    _write(directory, source, request_id, columns, latency_ms, when)
+
+
+def _write(
+    directory: Path,
+    source: str,
+    request_id: str,
+    columns: Sequence[list],
+    latency_ms: float,
+    when: datetime | None,
+) -> None:
+    """The lines of ``columns`` (equipment, version, the sensors and the score, decision) appended."""
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     # Built column by column: the fields every line shares are written once, each distinct text
     # is quoted once, and floats are written as csv.writer writes them (repr).
     head = _lines([(stamp, request_id, source, "")])[:-1]
     tail = f"{SEPARATOR}{latency_ms:.3f}\n"
-    columns = (
-        _texts(scored[EQUIPMENT_ID]),
-        _texts(scored["model_version"]),
-        *(map(repr, scored[name].to_numpy(dtype="float64").tolist()) for name in (*SENSOR_NAMES, "score")),
-        _texts(scored["decision"]),
-    )
-    text = "".join([head + SEPARATOR.join(fields) + tail for fields in zip(*columns, strict=True)])
+    equipment, version, *numbers, decision = columns
+    fields = [_texts(equipment), _texts(version), *(map(repr, column) for column in numbers), _texts(decision)]
+    text = "".join([head + SEPARATOR.join(line) + tail for line in zip(*fields, strict=True)])
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,9 +151,8 @@ def record(
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
-def _texts(column: pd.Series) -> list[str]:
+def _texts(texts: list[str]) -> list[str]:
     """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once."""
-    texts = column.tolist()
     written = {t: _lines([(t, "")])[: -len(SEPARATOR + "\n")] for t in set(texts)}
     return [written[t] for t in texts]
 

@@ -13,6 +13,7 @@ import os
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +49,11 @@ class Metrics:
 
     def record_predictions(self, scored: pd.DataFrame) -> None:
         """Count the rows of a scored frame by model version and decision."""
-        counts = Counter(zip(scored["model_version"].tolist(), scored["decision"].tolist(), strict=True))
+        self.record_decisions(zip(scored["model_version"].tolist(), scored["decision"].tolist(), strict=True))
+
+    def record_decisions(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Count predictions given as (model version, decision) pairs."""
+        counts = Counter(pairs)
         with self._lock:
             self._predictions.update(counts)
 

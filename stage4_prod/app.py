@@ -719,12 +719,12 @@ def trace_reading(
     latency_ms: float,
 ) -> None:
     """``trace`` for one reading scored alone (``reading`` with its ``timestamp``, ``result`` of
-    ``scoring.score_reading``), without a frame except the one row the inference log takes.
+    ``scoring.score_reading``), without a frame.
 
     Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
     """
     state.audit.record_predictions([scoring.audit_row(who.name, client, source, request_id, reading, result)])
-    inference_log.record(state.settings.log_dir, source, request_id, scoring.one_row_frame(reading, result), latency_ms)
+    inference_log.record_reading(state.settings.log_dir, source, request_id, reading, result, latency_ms)
     state.metrics.record_decisions([(result["model_version"], result["decision"])])
     if state.drift is not None:
         state.drift.observe([reading], [result["decision"]])

@@ -158,13 +158,6 @@ def audit_rows(actor: str, client: str | None, source: str, request_id: str, sco
     ]
 
 
-def one_row_frame(reading: Mapping[str, Any], result: Mapping[str, Any]) -> pd.DataFrame:
-    """One reading (with its ``timestamp``) and its result as a scored frame (``with_scores``'s columns)."""
-    names = (TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES)
-    row = [*(reading[name] for name in names), result["score"], result["decision"], result["model_version"]]
-    return pd.DataFrame([row], columns=[*names, "score", "decision", "model_version"])
-
-
 def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
     """A French summary of a scored file: how many readings, how many alarms, when."""
     alarms = scored[scored["decision"] == ANOMALY]

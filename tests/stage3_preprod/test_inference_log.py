@@ -36,6 +36,19 @@ def test_one_file_per_utc_day_and_the_header_once(tmp_path):
     assert len((tmp_path / "inferences-2026-01-06.csv").read_text().splitlines()) == 2
 
 
+@pytest.mark.parametrize("equipment", ["pompe-01", 'atelier "nord"; pompe 2'])
+def test_one_reading_gives_the_line_its_one_row_frame_gives(tmp_path, equipment):
+    when = datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=UTC)
+    reading = {**EXAMPLE_READING, "equipment_id": equipment, "pressure": 1 / 3}
+    result = {"score": 0.1 + 0.2, "decision": "Anomalie", "model_version": "1.2.0"}
+    inference_log.record_reading(tmp_path / "one", "api", "r1", reading, result, 2.5, when)
+    frame = pd.DataFrame([reading]).assign(**result)
+    inference_log.record(tmp_path / "frame", "api", "r1", frame, 2.5, when)
+    name = "inferences-2026-01-05.csv"
+    assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "frame" / name).read_bytes()
+    assert len(read_logs(tmp_path / "one")) == 1
+
+
 @pytest.mark.slow
 def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model_env, tmp_path):
     port = port_to_use(0)
