@@ -144,14 +144,21 @@ def test_stage3_log_read_only_then_full(models_dir, tmp_path):
 
 
 def test_stage4_log_and_state_read_only_then_full(models_dir, tmp_path):
-    """Stage 4: no prediction answered without its audit row and its log line; the chain survives every fault."""
+    """Stage 4: no prediction answered without its audit row and its log line; the chain survives every fault.
+
+    The state folder is made read-only between two runs: the running service keeps its audit
+    database open for writing (group commit), and a file system with files open for writing
+    cannot be remounted read-only (EBUSY) — as a volume mounted read-only by mistake would be.
+    """
     log_dir, state_dir = tmp_path / "logs", tmp_path / "state"
+    sessions = []
     with tmpfs(state_dir, 512) as state_disk, tmpfs(log_dir, 256) as log_disk:
         state_db = state_dir / "stage4.sqlite"
         key = operator_key(state_db)
         env = stage_env(STAGE4, models_dir, log_dir, state_db)
         with Server(STAGE4, env, tmp_path / "server.log") as server:
             s = Session(server, {"X-API-Key": key})
+            sessions.append(s)
             s.recovered()
 
             # (a) log folder read-only: refused; the audit row was committed before the log failed.
@@ -160,14 +167,6 @@ def test_stage4_log_and_state_read_only_then_full(models_dir, tmp_path):
             s.stream_refused(LOG_REFUSED)
             assert "journal des inférences" in s.health().json()["detail"]
             log_disk.read_only(False)
-            s.recovered()
-
-            # (b) state folder read-only: refused before anything is scored or logged.
-            state_disk.read_only(True)
-            s.refused_with(AUDIT_REFUSED)
-            s.refused_with(AUDIT_REFUSED, rows=5)
-            assert "journal d'audit" in s.health().json()["detail"]
-            state_disk.read_only(False)
             s.recovered()
 
             # (c) disks full, the state one then the log one.
@@ -179,15 +178,37 @@ def test_stage4_log_and_state_read_only_then_full(models_dir, tmp_path):
                 s.recovered()
             assert server.process.poll() is None
 
+        # (b) state folder read-only at start: the service starts, says why, answers no prediction.
+        state_disk.read_only(True)
+        try:
+            with Server(STAGE4, env, tmp_path / "server-ro.log").unready() as server:
+                s = Session(server, {"X-API-Key": key})
+                sessions.append(s)
+                health = s.health()
+                assert health.status_code == 503 and "Traceback" not in health.text, health.text
+                for rows in (1, 5):
+                    refused = s.predict(rows)
+                    assert refused.status_code == 503 and refused.json()["detail"], refused.text
+                assert server.process.poll() is None
+            assert "Traceback" not in server.log()
+        finally:
+            state_disk.read_only(False)
+        with Server(STAGE4, env, tmp_path / "server-again.log") as server:
+            s = Session(server, {"X-API-Key": key})
+            sessions.append(s)
+            s.recovered()
+
         verify_chain(state_db)
         audited = Counter(r["request_id"] for r in audit_rows(state_db))
-        for request_id, n in s.answered.items():
+        answered = sum((s.answered for s in sessions), Counter())
+        for request_id, n in answered.items():
             assert audited[request_id] == n, f"prédiction rendue sans sa ligne d'audit : {request_id}"
+        s.answered, s.refused = answered, [r for s in sessions for r in s.refused]
         rows = check_log(s, log_dir)
         refused_but_audited = [r for r in s.refused if audited[r]]
-    assert "Traceback" not in server.log()
+    assert all("Traceback" not in log.read_text() for log in tmp_path.glob("server*.log"))
     print(
-        f"\nstage 4: {sum(audited.values())} audit rows, {len(rows)} log lines, {len(s.answered)} requests "
+        f"\nstage 4: {sum(audited.values())} audit rows, {len(rows)} log lines, {len(answered)} requests "
         f"answered, {len(s.refused)} refused ({len(refused_but_audited)} of them audited: log write failed)"
     )
 
