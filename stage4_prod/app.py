@@ -68,7 +68,7 @@ from common.schema import (
     ValidationError,
     check_value,
 )
-from stage4_prod import __version__, audit, auth, deployment, feedback, inference_log, scoring
+from stage4_prod import __version__, audit, auth, deployment, drift, feedback, inference_log, scoring
 from stage4_prod.auth import Auditor, Deployer, KeyAdmin, Operator, Principal, Reader, RollbackAdmin, Technician
 from stage4_prod.drift import DriftMonitor
 from stage4_prod.logging_config import configure_logging
@@ -181,6 +181,7 @@ async def lifespan(app: FastAPI):
     app.state.models = deployment.ModelCache(settings.state_db, settings.models_dir, settings.model_check_interval_s)
     app.state.scorers = scoring.Scorers(settings.stream_max_equipments)
     app.state.drift, app.state.model_error = None, None
+    drift.warm_up()  # scipy, for the drift window's KS tests, imported in the background
     try:
         first = scoring.load_model(settings)  # the first start writes the pointer; later ones follow it
         deployment.initialize(settings.state_db, first.version)

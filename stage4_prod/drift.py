@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from common.schema import SENSOR_NAMES
 from stage4_prod.scoring import ANOMALY  # the decision that counts as an alarm
@@ -98,8 +97,17 @@ def psi(observed: np.ndarray, percentiles: Sequence[float]) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def warm_up() -> threading.Thread:
+    """Import scipy's statistics in a background thread: ready for the first KS test, without delaying startup."""
+    thread = threading.Thread(target=__import__, args=("scipy.stats",), name="scipy-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def ks(observed: np.ndarray, percentiles: Sequence[float]) -> tuple[float, float]:
     """KS statistic and p-value of ``observed`` against the reference CDF (p-value: see the module doc)."""
+    from scipy import stats  # on first use (warm_up): importing it costs over a second of startup
+
     result = stats.kstest(observed, reference_cdf(percentiles))
     return float(result.statistic), float(result.pvalue)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,8 @@ from common.model import AnomalyModel
 from common.schema import SENSOR_NAMES
 from common.simulator import simulate
 from stage4_prod import drift
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +157,16 @@ def test_report_is_json(reference):
     frame = simulate("normal", seed=9, hours=12)
     monitor.observe(frame, ["Normal"] * len(frame))
     assert json.loads(json.dumps(monitor.report()))["status"] in (drift.OK, drift.WARN, drift.ALERT)
+
+
+def test_the_service_imports_scipy_only_in_the_background_after_startup():
+    """Importing scipy's statistics takes over a second: not on the way to the first /health."""
+    code = (
+        "import sys, stage4_prod.app, stage4_prod.drift as d; "
+        "assert 'scipy.stats' not in sys.modules, 'imported at startup'; "
+        "d.warm_up().join(60); assert 'scipy.stats' in sys.modules; "
+        "import numpy as np; print(d.ks(np.linspace(0, 1, 50), np.linspace(0, 1, 101))[0])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert 0 <= float(done.stdout) < 0.1
