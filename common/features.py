@@ -277,8 +277,6 @@ def features_of_values(
 
 def feature_matrix(frame: pd.DataFrame, window: int = DEFAULT_WINDOW, layout: SeriesLayout | None = None) -> np.ndarray:
     """``make_features(frame, window)`` as a bare float64 array (no DataFrame to build)."""
-    if window < 1:
-        raise ValueError("window must be >= 1")
     layout = series_layout(frame) if layout is None else layout
     return features_of_values(sensor_values(frame), window, layout)
 

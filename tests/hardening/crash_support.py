@@ -28,21 +28,12 @@ import httpx
 import pytest
 
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
+from stage3_preprod.inference_log import COLUMNS
 from tests.hardening.live import ROOT, STARTUP_TIMEOUT_S, LiveServer
 
 STAGE3, STAGE4 = "stage3_preprod", "stage4_prod"
 DECISIONS = {"Normal", "Anomalie"}
-LOG_HEADER = (
-    "time",
-    "request_id",
-    "source",
-    "equipment_id",
-    "model_version",
-    *SENSOR_NAMES,
-    "score",
-    "decision",
-    "latency_ms",
-)
+LOG_HEADER = COLUMNS  # the same in stages 3 and 4 (their inference_log files are one snapshot)
 TIMEOUT = httpx.Timeout(60.0)
 
 

@@ -87,6 +87,14 @@ class Session:
                 return attempt
         pytest.fail(f"{FILL_ATTEMPTS} lots acceptés sur un disque plein")
 
+    def survives_full_disk(self, directory, expected: str) -> None:
+        """Fill ``directory``'s disk: refused (503, ``expected``) and /health says so; emptied: served again."""
+        filler = fill(directory)
+        self.until_refused(expected)
+        assert self.health().status_code == 503
+        filler.unlink()
+        self.recovered()
+
     def health(self) -> httpx.Response:
         return self.http.get("/health")
 
@@ -132,11 +140,7 @@ def test_stage3_log_read_only_then_full(models_dir, tmp_path):
             disk.read_only(False)
             s.recovered()
 
-            filler = fill(log_dir)
-            s.until_refused(LOG_REFUSED)
-            assert s.health().status_code == 503
-            filler.unlink()
-            s.recovered()
+            s.survives_full_disk(log_dir, LOG_REFUSED)
             assert server.process.poll() is None
         rows = check_log(s, log_dir)
     assert "Traceback" not in server.log()
@@ -170,12 +174,8 @@ def test_stage4_log_and_state_read_only_then_full(models_dir, tmp_path):
             s.recovered()
 
             # (c) disks full, the state one then the log one.
-            for directory, expected in ((state_dir, AUDIT_REFUSED), (log_dir, LOG_REFUSED)):
-                filler = fill(directory)
-                s.until_refused(expected)
-                assert s.health().status_code == 503
-                filler.unlink()
-                s.recovered()
+            s.survives_full_disk(state_dir, AUDIT_REFUSED)
+            s.survives_full_disk(log_dir, LOG_REFUSED)
             assert server.process.poll() is None
 
         # (b) state folder read-only at start: the service starts, says why, answers no prediction.
