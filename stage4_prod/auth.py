@@ -282,7 +282,7 @@ def require(action: str) -> Callable[..., Principal]:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
 
-    def dependency(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    async def dependency(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
         try:
             principal = request.app.state.auth.check(key, action)
         except AuthError as exc:

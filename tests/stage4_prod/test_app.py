@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import sqlite3
 
@@ -12,6 +13,7 @@ from common.data import write_csv
 from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from stage3_preprod import scoring as stage3_scoring
+from stage4_prod import app as app_module
 from stage4_prod import audit, auth, batch, deployment
 from stage4_prod.inference_log import read_logs
 from stage4_prod.middleware import SECURITY_HEADERS
@@ -170,3 +172,12 @@ def test_the_batch_job_scores_with_the_served_version_and_audits_every_reading(s
     assert summary.modele == "1.0.0" and len(rows) == summary.lignes == 120
     assert {r["source"] for r in rows} == {"batch_cli"} and rows[0]["actor"].startswith("cli")
     assert audit.verify(state_db).ok
+
+
+def test_audited_endpoints_run_in_the_thread_pool_and_the_key_and_model_checks_do_not_hop_to_it():
+    # An audit commit may wait for another process's write lock (or an fsync): never in the event loop.
+    for endpoint in (app_module.predict, app_module.predict_batch, app_module.predict_csv, app_module.health):
+        assert not inspect.iscoroutinefunction(endpoint)
+    # One indexed read on an open connection, a cached model: a thread hop would cost more.
+    for dependency in (auth.require("predict"), app_module.get_model, app_module.get_request_id):
+        assert inspect.iscoroutinefunction(dependency)
