@@ -628,8 +628,11 @@ def internal_error(request: Request) -> Response:
 
 
 def body_limit(request: Request) -> int:
+    # The path of ``request.url.path``, read from the scope: no whole URL built on every request.
     settings = request.app.state.settings
-    return settings.max_upload_bytes + MULTIPART_MARGIN if request.url.path == "/fichier" else settings.max_body_bytes
+    return (
+        settings.max_upload_bytes + MULTIPART_MARGIN if request.scope["path"] == "/fichier" else settings.max_body_bytes
+    )
 
 
 def too_large(request: Request, limit: int) -> Response:

@@ -1459,10 +1459,11 @@ def internal_error(request: Request) -> Response:
 
 
 def body_limit(request: Request) -> int:
+    # The path of ``request.url.path``, read from the scope: no whole URL built on every request.
     settings = request.app.state.settings
-    if request.url.path in ("/fichier", "/predict/csv"):
+    if request.scope["path"] in ("/fichier", "/predict/csv"):
         return settings.max_upload_bytes + MULTIPART_MARGIN
-    if request.url.path == "/predict/batch":
+    if request.scope["path"] == "/predict/batch":
         return settings.max_batch_rows * BATCH_BYTES_PER_ROW
     return settings.max_body_bytes
 

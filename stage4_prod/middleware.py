@@ -159,6 +159,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",  # predictions, audit rows and a new key stay out of caches
 }
 
+_RAW_SECURITY_HEADERS = [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()
+]
+
 
 class SecurityHeaders:
     """Add ``SECURITY_HEADERS`` to every HTTP response (a response that sets one keeps its own)."""
@@ -173,9 +177,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in _RAW_SECURITY_HEADERS if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -122,6 +122,25 @@ def test_security_headers_on_every_response(client, keys):
             assert response.headers[name] == value, name
 
 
+def test_a_response_that_sets_a_security_header_keeps_its_own():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient as StarletteClient
+
+    from stage4_prod.middleware import SecurityHeaders
+
+    async def cached(request):
+        return PlainTextResponse("ok", headers={"Cache-Control": "max-age=60"})
+
+    inner = Starlette(routes=[Route("/", cached)])
+    response = StarletteClient(SecurityHeaders(inner)).get("/")
+    assert response.headers.get_list("cache-control") == ["max-age=60"]
+    for name, value in SECURITY_HEADERS.items():
+        if name != "Cache-Control":
+            assert response.headers[name] == value, name
+
+
 def test_request_size_limits_are_kept(client, keys):
     too_big = client.post(
         "/predict", content=b"{" + b" " * 20_000 + b"}", headers={**op(keys), "Content-Type": "application/json"}
