@@ -191,3 +191,15 @@ STAGES = (
         prepare=stage4_prepare,
     ),
 )
+
+
+# The framework's floor (bench/floor.py): FastAPI and uvicorn with the same body and no work, one worker.
+FLOOR = Service(
+    "floor",
+    "FastAPI nu (plancher, bench/floor.py)",
+    "bench",
+    uvicorn("bench.floor:app"),
+    "/health",
+    (ONE_READING,),
+    workers=(1,),
+)
