@@ -12,7 +12,8 @@ For each of the eight sensors, a sliding window of the last readings is compared
   assumes independent readings, and consecutive readings of a pump are not (a daily
   cycle, load steps lasting tens of minutes), so on normal data it is almost always tiny.
   The numbers are those of ``scipy.stats.kstest`` (its exact distribution of the
-  statistic), computed for the eight sensors at once.
+  statistic), computed for the eight sensors at once; the exact p-value of a day's window
+  still costs about a millisecond per sensor, so only ``report()`` computes it.
 
 Thresholds (``PSI_WARN``, ``PSI_ALERT``). The textbook 0.1 / 0.25 assume the window is a
 random sample of the population. Ours is a day of consecutive readings of one bench (a
@@ -37,7 +38,9 @@ window, 6 times the reference, in ``calibrate``): hence 5 and 10 times, where a 
 lasting hours (10 % of a window and more) still crosses the alert.
 
 Status changes are logged (``logger.warning``) with stable French messages, so that a
-log watcher can grep for ``dérive détectée``.
+log watcher can grep for ``dérive détectée``. ``observe`` evaluates the statuses every
+``CHECK_EVERY`` readings, on the request that crosses the count: they depend on the PSI
+and the alarm rate only, a fraction of a millisecond, so the check stays on that request.
 
     python -m stage4_prod.drift calibrate [--version 1.0.0] [--windows 200]
 """
@@ -201,7 +204,7 @@ class DriftMonitor:
         """Add readings (a frame with the sensor columns, a list of dicts, or an (n, 8) array) and their decisions.
 
         ``decisions`` are ``"Anomalie"``/``"Normal"`` strings or booleans (True = alarm).
-        Every ``check_every`` readings the window is evaluated and a status change logged.
+        Every ``check_every`` readings the window's statuses are evaluated and a change logged.
         """
         if isinstance(readings, pd.DataFrame):
             values = readings[list(SENSOR_NAMES)].to_numpy(dtype="float64")
@@ -227,7 +230,7 @@ class DriftMonitor:
             if due:
                 self._since_check = 0
         if due:
-            self.report()
+            self._check()
 
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray, int]:
         with self._lock:
@@ -239,7 +242,7 @@ class DriftMonitor:
         """Per-sensor PSI, KS and status, the alarm-rate check and the overall status; logs status changes."""
         values, alarms, seen = self._snapshot()
         n = len(values)
-        sensors, rate, overall = self._evaluate(values, alarms)
+        sensors, rate, overall = self._evaluate(values, alarms, with_ks=True)
         report = {
             "model_version": self.model_version,
             "window": self.window,
@@ -254,24 +257,35 @@ class DriftMonitor:
             self._log_changes(sensors, rate)
         return report
 
+    def _check(self) -> None:
+        """The evaluation every ``check_every`` readings, on the request that crosses it: statuses and logs.
+
+        The statuses and their log lines depend on the PSI and the alarm rate only, so the KS test
+        (its exact p-value alone costs milliseconds) is left to ``report()``.
+        """
+        values, alarms, _ = self._snapshot()
+        sensors, rate, _ = self._evaluate(values, alarms, with_ks=False)
+        self._log_changes(sensors, rate)
+
     def _evaluate(
-        self, values: np.ndarray, alarms: np.ndarray
+        self, values: np.ndarray, alarms: np.ndarray, with_ks: bool
     ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
-        """Per-sensor results, the alarm-rate check and the overall status of a snapshot of the window."""
+        """Per-sensor results (KS ones None without ``with_ks``), the alarm-rate check and the overall status."""
         n = len(values)
         if n < self.min_readings:
             sensors = {name: {"psi": None, "ks": None, "ks_p_value": None, "status": TOO_FEW} for name in SENSOR_NAMES}
             return sensors, {"status": TOO_FEW}, TOO_FEW
         knots, bins = self._tables
         columns = np.ascontiguousarray(values.T)  # one row per sensor
-        statistics, p_values = ks_rows(columns, knots)
+        if with_ks:
+            statistics, p_values = ks_rows(columns, knots)
         sensors = {}
         for i, name in enumerate(SENSOR_NAMES):
             value = _psi(columns[i], *bins[i])
             sensors[name] = {
                 "psi": round(value, 4),
-                "ks": round(float(statistics[i]), 4),
-                "ks_p_value": float(p_values[i]),
+                "ks": round(float(statistics[i]), 4) if with_ks else None,
+                "ks_p_value": float(p_values[i]) if with_ks else None,
                 "status": psi_status(value, self.psi_warn, self.psi_alert),
             }
         rate = self.alarm_rate_check(int(alarms.sum()), n)

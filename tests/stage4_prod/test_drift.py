@@ -137,6 +137,26 @@ def test_report_gives_the_numbers_of_scipy_and_of_the_psi_formula(model, referen
         }, name
 
 
+def test_the_automatic_checks_log_status_changes_without_the_ks_test(reference, caplog, monkeypatch):
+    """The check that one request in ``check_every`` runs: PSI and alarm-rate statuses only (KS p-values cost ms)."""
+
+    def no_ks(*args):
+        raise AssertionError("KS test on the request path")
+
+    monkeypatch.setattr(drift, "ks_rows", no_ks)
+    caplog.set_level(logging.INFO, logger="stage4_prod.drift")
+    sensor, frame = drift.drift_windows(n_series=1)[0]
+    before = simulate("normal", seed=321, hours=24)
+    monitor = drift.DriftMonitor(reference, model_version="1.0.0")
+    monitor.observe(before, [False] * len(before))  # a full window: the next changes are logged
+    for reading in frame.to_dict("records"):
+        monitor.observe([reading], ["Normal"])
+    assert any(
+        line.startswith(f"dérive détectée : {sensor} passe de ") and " à alerte (PSI " in line
+        for line in caplog.messages
+    ), caplog.text
+
+
 def test_too_few_readings_say_so(reference):
     monitor = drift.DriftMonitor(reference, window=1440)
     monitor.observe(simulate("normal", seed=500, hours=5), [False] * 300)
