@@ -211,17 +211,22 @@ class DriftMonitor:
         elif isinstance(readings, np.ndarray):
             values = readings.astype("float64").reshape(-1, len(SENSOR_NAMES))
         else:
-            values = np.array([[float(r[name]) for name in SENSOR_NAMES] for r in readings], dtype="float64")
-        alarms = np.array([d == ANOMALY if isinstance(d, str) else bool(d) for d in decisions], dtype=bool)
+            values = [[float(r[name]) for name in SENSOR_NAMES] for r in readings]
+            if len(values) != 1:  # one reading (POST /predict) is stored as it is, without an array
+                values = np.array(values, dtype="float64")
+        alarms = [d == ANOMALY if isinstance(d, str) else bool(d) for d in decisions]
         if len(alarms) != len(values):
             raise ValueError("one decision per reading is needed")
         received = len(values)
         values, alarms = values[-self.window :], alarms[-self.window :]  # older ones would be overwritten anyway
         with self._lock:
             n = len(values)
-            slots = (self._next + np.arange(n)) % self.window
-            self._values[slots] = values
-            self._alarms[slots] = alarms
+            if n == 1:
+                self._values[self._next], self._alarms[self._next] = values[0], alarms[0]
+            else:
+                slots = (self._next + np.arange(n)) % self.window
+                self._values[slots] = values
+                self._alarms[slots] = alarms
             self._next = (self._next + n) % self.window
             self._count = min(self.window, self._count + n)
             self._seen += received

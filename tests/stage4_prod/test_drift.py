@@ -137,6 +137,22 @@ def test_report_gives_the_numbers_of_scipy_and_of_the_psi_formula(model, referen
         }, name
 
 
+def test_readings_one_by_one_fill_the_window_as_a_frame_does(reference):
+    frame = simulate("normal", seed=11, hours=10).iloc[:550]
+    decisions = ["Anomalie" if i % 50 == 0 else "Normal" for i in range(len(frame))]
+    by_frame, one_by_one = drift.DriftMonitor(reference, window=500), drift.DriftMonitor(reference, window=500)
+    by_frame.observe(frame, decisions)
+    for reading, decision in zip(frame.to_dict("records"), decisions, strict=True):
+        one_by_one.observe([reading], [decision])
+    (values, alarms, seen), (expected_values, expected_alarms, expected_seen) = (
+        one_by_one._snapshot(),
+        by_frame._snapshot(),
+    )
+    assert seen == expected_seen == 550 and len(values) == 500 and alarms.sum() == expected_alarms.sum() == 10
+    assert np.array_equal(np.sort(values, axis=0), np.sort(expected_values, axis=0))  # in another order in the ring
+    assert one_by_one.report(log=False) == by_frame.report(log=False)
+
+
 def test_the_automatic_checks_log_status_changes_without_the_ks_test(reference, caplog, monkeypatch):
     """The check that one request in ``check_every`` runs: PSI and alarm-rate statuses only (KS p-values cost ms)."""
 
