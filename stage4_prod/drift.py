@@ -11,6 +11,9 @@ For each of the eight sensors, a sliding window of the last readings is compared
   percentiles (piecewise linear), and its p-value. Shown for information only: the p-value
   assumes independent readings, and consecutive readings of a pump are not (a daily
   cycle, load steps lasting tens of minutes), so on normal data it is almost always tiny.
+  The numbers are those of ``scipy.stats.kstest`` (its exact distribution of the
+  statistic), computed for the eight sensors at once; the exact p-value of a day's window
+  still costs about a millisecond per sensor, so only ``report()`` computes it.
 
 Thresholds (``PSI_WARN``, ``PSI_ALERT``). The textbook 0.1 / 0.25 assume the window is a
 random sample of the population. Ours is a day of consecutive readings of one bench (a
@@ -35,7 +38,9 @@ window, 6 times the reference, in ``calibrate``): hence 5 and 10 times, where a 
 lasting hours (10 % of a window and more) still crosses the alert.
 
 Status changes are logged (``logger.warning``) with stable French messages, so that a
-log watcher can grep for ``dérive détectée``.
+log watcher can grep for ``dérive détectée``. ``observe`` evaluates the statuses every
+``CHECK_EVERY`` readings, on the request that crosses the count: they depend on the PSI
+and the alarm rate only, a fraction of a millisecond, so the check stays on that request.
 
     python -m stage4_prod.drift calibrate [--version 1.0.0] [--windows 200]
 """
@@ -43,6 +48,7 @@ log watcher can grep for ``dérive détectée``.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -69,15 +75,25 @@ OK, WARN, ALERT, TOO_FEW = "ok", "attention", "alerte", "insuffisant"
 SEVERITY = {TOO_FEW: 0, OK: 0, WARN: 1, ALERT: 2}
 
 
+def cdf_knots(percentiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The knots of ``reference_cdf``: the distinct percentile values and the CDF at each.
+
+    A value repeated over several percentiles gets the largest of their shares (right-continuous).
+    """
+    q = np.asarray(percentiles, dtype="float64")
+    p = np.linspace(0.0, 1.0, len(q))
+    values, rank = np.unique(q, return_inverse=True)
+    cum = np.zeros(len(values))
+    np.maximum.at(cum, rank, p)  # p >= 0: the largest share of each value
+    return values, cum
+
+
 def reference_cdf(percentiles: Sequence[float]):
     """The CDF rebuilt from 101 percentiles (0..100), piecewise linear; ties make a jump.
 
     Returns a vectorised function: 0 below the minimum, 1 above the maximum.
     """
-    q = np.asarray(percentiles, dtype="float64")
-    p = np.linspace(0.0, 1.0, len(q))
-    values = np.unique(q)
-    cum = np.array([p[q == v].max() for v in values])  # right-continuous at a tie
+    values, cum = cdf_knots(percentiles)
 
     def cdf(x):
         return np.interp(x, values, cum, left=0.0, right=1.0)
@@ -85,15 +101,22 @@ def reference_cdf(percentiles: Sequence[float]):
     return cdf
 
 
+def psi_bins(percentiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The inner edges of the PSI bins (the distinct deciles 10..90) and each bin's expected share (>= EPSILON)."""
+    q = np.asarray(percentiles, dtype="float64")
+    inner = np.unique(q[10:100:10])  # ten bins, the outer two open-ended
+    expected = np.diff(np.concatenate([[0.0], reference_cdf(q)(inner), [1.0]]))
+    return inner, np.clip(expected, EPSILON, None)
+
+
 def psi(observed: np.ndarray, percentiles: Sequence[float]) -> float:
     """PSI of ``observed`` values against the reference percentiles, on decile bins."""
-    q = np.asarray(percentiles, dtype="float64")
-    inner = np.unique(q[10:100:10])  # deciles 10..90: ten bins, the outer two open-ended
-    cdf = reference_cdf(q)
-    expected = np.diff(np.concatenate([[0.0], cdf(inner), [1.0]]))
+    return _psi(observed, *psi_bins(percentiles))
+
+
+def _psi(observed: np.ndarray, inner: np.ndarray, expected: np.ndarray) -> float:
     counts = np.bincount(np.searchsorted(inner, observed, side="left"), minlength=len(inner) + 1)
-    actual = counts / max(len(observed), 1)
-    expected, actual = np.clip(expected, EPSILON, None), np.clip(actual, EPSILON, None)
+    actual = np.clip(counts / max(len(observed), 1), EPSILON, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
@@ -106,10 +129,32 @@ def warm_up() -> threading.Thread:
 
 def ks(observed: np.ndarray, percentiles: Sequence[float]) -> tuple[float, float]:
     """KS statistic and p-value of ``observed`` against the reference CDF (p-value: see the module doc)."""
+    statistics, p_values = ks_rows(np.asarray(observed, dtype="float64").reshape(1, -1), [cdf_knots(percentiles)])
+    return float(statistics[0]), float(p_values[0])
+
+
+def ks_rows(samples: np.ndarray, knots: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided KS statistic and p-value of each row of ``samples`` (k, n) against the CDF of the same rank's ``knots``.
+
+    The numbers of ``scipy.stats.kstest(row, reference_cdf(percentiles))`` (method ``auto``), for
+    less: scipy sorts, computes the largest gaps above and below the empirical CDF as here, and its
+    ``auto`` method always takes the exact distribution of the statistic, ``kstwo``. One call to it
+    serves every row, without kstest's argument machinery. A NaN in a row gives NaN, as in kstest.
+    """
     from scipy import stats  # on first use (warm_up): importing it costs over a second of startup
 
-    result = stats.kstest(observed, reference_cdf(percentiles))
-    return float(result.statistic), float(result.pvalue)
+    k, n = samples.shape
+    if n == 0:
+        return np.full(k, np.nan), np.full(k, np.nan)
+    x = np.array(samples, dtype="float64", order="C")  # a copy, each row contiguous for the sort
+    x.sort(axis=1)
+    cdf = np.empty_like(x)
+    for row, (values, cum) in enumerate(knots):
+        cdf[row] = np.interp(x[row], values, cum, left=0.0, right=1.0)
+    above = (np.arange(1.0, n + 1) / n - cdf).max(axis=1)  # D+
+    below = (cdf - np.arange(0.0, n) / n).max(axis=1)  # D-
+    statistics = np.where(above > below, above, below)
+    return statistics, np.clip(np.asarray(stats.kstwo.sf(statistics, n), dtype="float64"), 0.0, 1.0)
 
 
 def psi_status(value: float, warn: float = PSI_WARN, alert: float = PSI_ALERT) -> str:
@@ -149,28 +194,39 @@ class DriftMonitor:
         self._statuses: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    @functools.cached_property
+    def _tables(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+        """Per sensor, the reference CDF's knots and the PSI bins: built on the first evaluation, then reused."""
+        inputs = self.reference["inputs"]
+        return [cdf_knots(inputs[name]) for name in SENSOR_NAMES], [psi_bins(inputs[name]) for name in SENSOR_NAMES]
+
     def observe(self, readings: Any, decisions: Sequence[str] | Sequence[bool] | np.ndarray) -> None:
         """Add readings (a frame with the sensor columns, a list of dicts, or an (n, 8) array) and their decisions.
 
         ``decisions`` are ``"Anomalie"``/``"Normal"`` strings or booleans (True = alarm).
-        Every ``check_every`` readings the window is evaluated and a status change logged.
+        Every ``check_every`` readings the window's statuses are evaluated and a change logged.
         """
         if isinstance(readings, pd.DataFrame):
             values = readings[list(SENSOR_NAMES)].to_numpy(dtype="float64")
         elif isinstance(readings, np.ndarray):
             values = readings.astype("float64").reshape(-1, len(SENSOR_NAMES))
         else:
-            values = np.array([[float(r[name]) for name in SENSOR_NAMES] for r in readings], dtype="float64")
-        alarms = np.array([d == ANOMALY if isinstance(d, str) else bool(d) for d in decisions], dtype=bool)
+            values = [[float(r[name]) for name in SENSOR_NAMES] for r in readings]
+            if len(values) != 1:  # one reading (POST /predict) is stored as it is, without an array
+                values = np.array(values, dtype="float64")
+        alarms = [d == ANOMALY if isinstance(d, str) else bool(d) for d in decisions]
         if len(alarms) != len(values):
             raise ValueError("one decision per reading is needed")
         received = len(values)
         values, alarms = values[-self.window :], alarms[-self.window :]  # older ones would be overwritten anyway
         with self._lock:
             n = len(values)
-            slots = (self._next + np.arange(n)) % self.window
-            self._values[slots] = values
-            self._alarms[slots] = alarms
+            if n == 1:
+                self._values[self._next], self._alarms[self._next] = values[0], alarms[0]
+            else:
+                slots = (self._next + np.arange(n)) % self.window
+                self._values[slots] = values
+                self._alarms[slots] = alarms
             self._next = (self._next + n) % self.window
             self._count = min(self.window, self._count + n)
             self._seen += received
@@ -179,7 +235,7 @@ class DriftMonitor:
             if due:
                 self._since_check = 0
         if due:
-            self.report()
+            self._check()
 
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray, int]:
         with self._lock:
@@ -191,24 +247,7 @@ class DriftMonitor:
         """Per-sensor PSI, KS and status, the alarm-rate check and the overall status; logs status changes."""
         values, alarms, seen = self._snapshot()
         n = len(values)
-        enough = n >= self.min_readings
-        sensors: dict[str, dict[str, Any]] = {}
-        for i, name in enumerate(SENSOR_NAMES):
-            if not enough:
-                sensors[name] = {"psi": None, "ks": None, "ks_p_value": None, "status": TOO_FEW}
-                continue
-            percentiles = self.reference["inputs"][name]
-            value = psi(values[:, i], percentiles)
-            statistic, p_value = ks(values[:, i], percentiles)
-            sensors[name] = {
-                "psi": round(value, 4),
-                "ks": round(statistic, 4),
-                "ks_p_value": p_value,
-                "status": psi_status(value, self.psi_warn, self.psi_alert),
-            }
-        rate = self.alarm_rate_check(int(alarms.sum()), n) if enough else {"status": TOO_FEW}
-        statuses = [s["status"] for s in sensors.values()] + [rate["status"]]
-        overall = TOO_FEW if not enough else max(statuses, key=SEVERITY.__getitem__)
+        sensors, rate, overall = self._evaluate(values, alarms, with_ks=True)
         report = {
             "model_version": self.model_version,
             "window": self.window,
@@ -220,10 +259,43 @@ class DriftMonitor:
             "alarm_rate": rate,
         }
         if log:
-            self._log_changes(
-                {**{k: s["status"] for k, s in sensors.items()}, "taux d'alarmes": rate["status"]}, report
-            )
+            self._log_changes(sensors, rate)
         return report
+
+    def _check(self) -> None:
+        """The evaluation every ``check_every`` readings, on the request that crosses it: statuses and logs.
+
+        The statuses and their log lines depend on the PSI and the alarm rate only, so the KS test
+        (its exact p-value alone costs milliseconds) is left to ``report()``.
+        """
+        values, alarms, _ = self._snapshot()
+        sensors, rate, _ = self._evaluate(values, alarms, with_ks=False)
+        self._log_changes(sensors, rate)
+
+    def _evaluate(
+        self, values: np.ndarray, alarms: np.ndarray, with_ks: bool
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
+        """Per-sensor results (KS ones None without ``with_ks``), the alarm-rate check and the overall status."""
+        n = len(values)
+        if n < self.min_readings:
+            sensors = {name: {"psi": None, "ks": None, "ks_p_value": None, "status": TOO_FEW} for name in SENSOR_NAMES}
+            return sensors, {"status": TOO_FEW}, TOO_FEW
+        knots, bins = self._tables
+        columns = np.ascontiguousarray(values.T)  # one row per sensor
+        if with_ks:
+            statistics, p_values = ks_rows(columns, knots)
+        sensors = {}
+        for i, name in enumerate(SENSOR_NAMES):
+            value = _psi(columns[i], *bins[i])
+            sensors[name] = {
+                "psi": round(value, 4),
+                "ks": round(float(statistics[i]), 4) if with_ks else None,
+                "ks_p_value": float(p_values[i]) if with_ks else None,
+                "status": psi_status(value, self.psi_warn, self.psi_alert),
+            }
+        rate = self.alarm_rate_check(int(alarms.sum()), n)
+        statuses = [s["status"] for s in sensors.values()] + [rate["status"]]
+        return sensors, rate, max(statuses, key=SEVERITY.__getitem__)
 
     def alarm_rate_check(self, alarms: int, n: int) -> dict[str, Any]:
         """The window's alarm rate against the reference one, with the ratio rule of the module doc."""
@@ -235,15 +307,16 @@ class DriftMonitor:
             status = ALERT if observed > RATE_ALERT * expected else WARN if observed > RATE_WARN * expected else OK
         return {"observed": observed, "expected": expected, "ratio": ratio, "alarms": alarms, "status": status}
 
-    def _log_changes(self, statuses: dict[str, str], report: dict[str, Any]) -> None:
+    def _log_changes(self, sensors: dict[str, dict[str, Any]], rate: dict[str, Any]) -> None:
+        statuses = {**{k: s["status"] for k, s in sensors.items()}, "taux d'alarmes": rate["status"]}
         with self._lock:
             changed = {k: (self._statuses.get(k, OK), v) for k, v in statuses.items() if self._statuses.get(k, OK) != v}
             self._statuses.update(statuses)
         for name, (old, new) in changed.items():
             if TOO_FEW in (old, new):
                 continue
-            detail = report["sensors"].get(name)
-            measure = f"PSI {detail['psi']:.3f}" if detail else f"taux {report['alarm_rate']['observed']:.2%}"
+            detail = sensors.get(name)
+            measure = f"PSI {detail['psi']:.3f}" if detail else f"taux {rate['observed']:.2%}"
             if SEVERITY[new] > SEVERITY[old]:
                 logger.warning(
                     "dérive détectée : %s passe de %s à %s (%s, modèle %s)", name, old, new, measure, self.model_version
