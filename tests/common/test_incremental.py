@@ -46,4 +46,42 @@ def test_memory_is_bounded_by_equipment_count(loaded_model, series):
     scorer = IncrementalScorer(loaded_model.model, max_equipments=1)
     scorer.score(series.iloc[:50])
     assert len(scorer._tails) == 1
-    assert all(len(t) <= scorer.history for t in scorer._tails.values())
+    for tail in scorer._tails.values():
+        assert len(tail.times) == len(tail.values) == scorer.history
+    scorer.score(series.iloc[50:51])  # the one-reading path bounds it too
+    assert len(scorer._tails) == 1
+    assert all(len(t.times) == len(t.values) <= scorer.history for t in scorer._tails.values())
+
+
+def test_single_readings_and_chunks_mixed_equal_whole_series(loaded_model, series):
+    whole = loaded_model.model.score(series)
+    scorer = IncrementalScorer(loaded_model.model)
+    parts, i, sizes = [], 0, [1, 1, 5, 1, 13, 1, 1, 2]
+    while i < len(series):
+        size = sizes[len(parts) % len(sizes)]
+        parts.append(scorer.score(series.iloc[i : i + size]))
+        i += size
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_one_reading_is_scored_without_building_a_frame(loaded_model, series, monkeypatch):
+    scorer = IncrementalScorer(loaded_model.model)
+    scorer.score(series.iloc[:20])
+    expected = loaded_model.model.score(series.iloc[:21])[-1]
+
+    def no_frame(frame):
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(scorer.model, "score", no_frame)
+    assert scorer.score(series.iloc[20:21])[0] == expected
+
+
+@pytest.mark.parametrize("offset", [0, -1])
+def test_one_reading_not_later_than_the_last_is_refused_and_nothing_recorded(loaded_model, series, offset):
+    a = series[series["equipment_id"] == "a"].reset_index(drop=True)
+    scorer = IncrementalScorer(loaded_model.model)
+    scorer.score(a.iloc[:10])
+    late = a.iloc[9 + offset : 10 + offset]  # the same time as the last reading, or earlier
+    with pytest.raises(OutOfOrderError, match="ordre chronologique"):
+        scorer.score(late)
+    assert np.array_equal(scorer.score(a.iloc[10:11]), loaded_model.model.score(a.iloc[:11])[10:])
