@@ -46,7 +46,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import from_json, to_json
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.data import DataError, frame_from_readings, plain_readings, write_csv
@@ -1010,7 +1009,7 @@ async def stream(websocket: WebSocket) -> None:
         text = message.get("text")
         if text is None:  # a binary frame: read as UTF-8, within the same size limit
             text = (message.get("bytes") or b"")[: limit + 1].decode("utf-8", "replace")
-        answer = await run_in_threadpool(stream_answer, websocket.app.state, text)
+        answer = stream_answer(websocket.app.state, text)  # one log line, as POST /predict: in the event loop
         await websocket.send_json(answer)
 
 
