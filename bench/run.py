@@ -30,6 +30,10 @@ from common.registry import load
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 MODEL_VERSION = "1.0.0"
+# Rest between a server's first /health 200 and its first measured request: the services prepare the
+# scikit-learn forest and scipy in background threads after startup (startup itself is measured apart),
+# and a measure taken meanwhile shares the interpreter with them. mlflow gets the same rest.
+SETTLE_S = 5.0
 
 
 def machine() -> dict:
@@ -110,6 +114,7 @@ def measure_run(
     )
     try:
         run["startup_s"] = server.start(port)
+        time.sleep(SETTLE_S / (5 if quick else 1))
         for scenario in ready:
             body = scenario.body() if scenario.body else None
             for clients in scenario.concurrency:
