@@ -267,9 +267,11 @@ def model_of(request: Request) -> LoadedModel:
 # each of them a hop to FastAPI's thread pool and back (0.5 ms and more measured here, more than
 # the work itself). The key check and the model look-up are ``async`` as well: one indexed read
 # on this thread's open SQLite connection (WAL: a reader never waits for a writer), and a model
-# cached between two checks of the deployment pointer. The endpoints that write the audit trail
-# stay plain ``def`` (run in the thread pool): a commit may wait for another process's write
-# lock, or for an ``fsync`` with AUDIT_SYNC=FULL, and must not stop the event loop meanwhile.
+# cached between two checks of the deployment pointer. A commit of the audit trail may wait for
+# another process's write lock, or for an ``fsync`` with AUDIT_SYNC=FULL, and must not stop the
+# event loop: ``POST /predict`` and the form are ``async`` and hand only the commit to the audit
+# recorder's writer thread (``trace_reading``); the routes that score a batch or a file stay
+# plain ``def`` (run in the thread pool).
 async def get_model(request: Request) -> LoadedModel:
     return model_of(request)
 
@@ -717,7 +719,7 @@ def trace(
         state.drift.observe(scored, scored["decision"].tolist())
 
 
-def trace_reading(
+async def trace_reading(
     state: Any,
     who: Principal,
     client: str | None,
@@ -728,11 +730,13 @@ def trace_reading(
     latency_ms: float,
 ) -> None:
     """``trace`` for one reading scored alone (``reading`` with its ``timestamp``, ``result`` of
-    ``scoring.score_reading``), without a frame.
+    ``scoring.score_reading``), without a frame, from the event loop: the audit row is committed
+    by the recorder's writer thread, the one log line is appended here, as at stage 3.
 
     Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
     """
-    state.audit.record_predictions([scoring.audit_row(who.name, client, source, request_id, reading, result)])
+    row = scoring.audit_row(who.name, client, source, request_id, reading, result)
+    await state.audit.record_predictions_async([row])
     inference_log.record_reading(state.settings.log_dir, source, request_id, reading, result, latency_ms)
     state.metrics.record_decisions([(result["model_version"], result["decision"])])
     if state.drift is not None:
@@ -757,7 +761,7 @@ def show_form(request: Request, model: ModelDep) -> HTMLResponse:
 
 
 @app.post("/", response_class=HTMLResponse, include_in_schema=False)
-def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, Form()]) -> HTMLResponse:
+async def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, Form()]) -> HTMLResponse:
     """Score the typed reading, or show which values to fix (422); the operator key first (401, 403, 429)."""
     raw = form.model_dump()
     who = form_operator(request, raw.pop(FORM_KEY))
@@ -777,7 +781,7 @@ def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, F
     result = scoring.score_reading(model, values)
     reading = stamped({**values, EQUIPMENT_ID: equipment_id})
     client, request_id = client_address(request), request.state.request_id
-    trace_reading(request.app.state, who, client, "form", request_id, reading, result, elapsed_ms(start))
+    await trace_reading(request.app.state, who, client, "form", request_id, reading, result, elapsed_ms(start))
     return home(request, shown, result=reading_result(result, equipment_id))
 
 
@@ -870,7 +874,9 @@ async def version(request: Request) -> VersionInfo:
         503: error_doc("Aucun modèle chargé."),
     },
 )
-def predict(request: Request, who: Operator, reading: Reading, model: ModelDep, request_id: RequestId) -> Prediction:
+async def predict(
+    request: Request, who: Operator, reading: Reading, model: ModelDep, request_id: RequestId
+) -> Prediction:
     """Score, décision (`Normal` ou `Anomalie`), seuil et version du modèle pour une mesure.
 
     Les huit capteurs sont obligatoires, en nombres JSON finis dans leur plage plausible ;
@@ -880,7 +886,9 @@ def predict(request: Request, who: Operator, reading: Reading, model: ModelDep, 
     start = time.perf_counter()
     values = stamped(reading.model_dump())
     result = scoring.score_reading(model, values)
-    trace_reading(request.app.state, who, client_address(request), "api", request_id, values, result, elapsed_ms(start))
+    await trace_reading(
+        request.app.state, who, client_address(request), "api", request_id, values, result, elapsed_ms(start)
+    )
     return Prediction(**result, equipment_id=values[EQUIPMENT_ID], request_id=request_id)
 
 

@@ -42,6 +42,7 @@ commit on an ordinary disk, shared by the rows of one group commit.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import hashlib
 import io
@@ -55,6 +56,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -409,6 +411,8 @@ class Recorder:
     transaction failed (none of its rows, nor those of the others in it, was written).
     While one group is being written the next one gathers, so under load a commit (and
     its ``fsync`` with AUDIT_SYNC=FULL) is shared by many requests. Thread-safe.
+    ``record_predictions_async`` does the same for ``async`` endpoints, the commit in a
+    writer thread of the recorder's own.
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
@@ -418,6 +422,7 @@ class Recorder:
         self._queue: list[_Job] = []
         self._conn: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Audit the scored readings of one request, committed before returning; the count after them.
@@ -427,12 +432,33 @@ class Recorder:
         """
         return self.record([{**row, "kind": "prediction"} for row in rows])
 
+    async def record_predictions_async(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """``record_predictions`` for the event loop: the rows are prepared and queued in the
+        caller's thread, and committed by this recorder's writer thread, in the same groups.
+
+        The loop never waits for a commit (another process's write lock, an ``fsync``), and the
+        hop to the writer thread carries only the commit. Same errors as ``record_predictions``.
+        """
+        job = self._submit([{**row, "kind": "prediction"} for row in rows])
+        if job.done:
+            return job.count
+        return await asyncio.get_running_loop().run_in_executor(self._writer(), self._flush, job)
+
     def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
+        return self._flush(self._submit(entries))
+
+    def _submit(self, entries: Iterable[Mapping[str, Any]]) -> _Job:
+        """Prepare ``entries`` (ValueError, nothing queued, for a bad one) and queue them for the next commit."""
         job = _Job([_entry(values, None) for values in entries])
         if not job.entries:
-            return 0
+            job.done = True
+            return job
         with self._queue_lock:
             self._queue.append(job)
+        return job
+
+    def _flush(self, job: _Job) -> int:
+        """Return once ``job`` is committed (writing every queued job if no other thread is): its count after it."""
         with self._write_lock:
             if not job.done:
                 with self._queue_lock:
@@ -441,6 +467,13 @@ class Recorder:
         if job.error is not None:
             raise AuditUnavailable(str(job.error)) from None
         return job.count
+
+    def _writer(self) -> ThreadPoolExecutor:
+        """The one thread that commits for the event loop (created on first use)."""
+        with self._queue_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+            return self._executor
 
     def _connection(self) -> sqlite3.Connection:
         """The writer connection (used under the write lock only), reopened if the file was replaced."""

@@ -193,10 +193,28 @@ def test_the_batch_job_scores_with_the_served_version_and_audits_every_reading(s
     assert audit.verify(state_db).ok
 
 
-def test_audited_endpoints_run_in_the_thread_pool_and_the_key_and_model_checks_do_not_hop_to_it():
-    # An audit commit may wait for another process's write lock (or an fsync): never in the event loop.
-    for endpoint in (app_module.predict, app_module.predict_batch, app_module.predict_csv, app_module.health):
+def test_no_audit_commit_runs_in_the_event_loop_and_one_reading_does_not_hop_to_the_thread_pool():
+    # Batches and files: scored and committed in the thread pool.
+    for endpoint in (app_module.predict_batch, app_module.predict_csv, app_module.health):
         assert not inspect.iscoroutinefunction(endpoint)
+    # One reading: scored in the event loop, its audit commit handed to the recorder's writer thread.
+    for endpoint in (app_module.predict, app_module.score_form, app_module.trace_reading):
+        assert inspect.iscoroutinefunction(endpoint)
     # One indexed read on an open connection, a cached model: a thread hop would cost more.
     for dependency in (auth.require("predict"), app_module.get_model, app_module.get_request_id):
         assert inspect.iscoroutinefunction(dependency)
+
+
+def test_the_audit_commit_of_one_reading_runs_in_the_recorders_writer_thread(client, keys, monkeypatch):
+    import threading
+
+    committed_in = []
+    write = audit.Recorder._write
+
+    def spy(self, jobs):
+        committed_in.append(threading.current_thread().name)
+        write(self, jobs)
+
+    monkeypatch.setattr(audit.Recorder, "_write", spy)
+    assert client.post("/predict", json=EXAMPLE_READING, headers=op(keys)).status_code == 200
+    assert len(committed_in) == 1 and committed_in[0].startswith("audit-writer")
