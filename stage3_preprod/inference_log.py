@@ -20,7 +20,7 @@ import csv
 import fcntl
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,8 @@ def _write(
     head = _lines([(stamp, request_id, source, "")])[:-1]
     tail = f"{SEPARATOR}{latency_ms:.3f}\n"
     equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment), _texts(version), *(map(repr, column) for column in numbers), _texts(decision)]
-    text = "".join([head + SEPARATOR.join(line) + tail for line in zip(*fields, strict=True)])
+    fields = [_texts(equipment, before=head), _texts(version), *map(_floats, numbers), _texts(decision, after=tail)]
+    text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +151,23 @@ def _write(
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
-def _texts(texts: list[str]) -> list[str]:
-    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once."""
-    written = {t: _lines([(t, "")])[: -len(SEPARATOR + "\n")] for t in set(texts)}
-    return [written[t] for t in texts]
+def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
+    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once;
+    ``before`` and ``after`` are written around each field."""
+    written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
+    return list(map(written.__getitem__, texts))
+
+
+def _floats(column: list[float]) -> Iterator[str]:
+    """A float column written as csv.writer writes it (repr); each distinct value written once if values repeat.
+
+    Sensors repeat their values (a steady pump, a quantised flow meter); a mostly distinct
+    column, or one holding a zero (a set takes 0.0 and -0.0 for the same value), is written value by value.
+    """
+    distinct = set(column)
+    if 2 * len(distinct) > len(column) or 0.0 in distinct:
+        return map(repr, column)
+    return map({x: repr(x) for x in distinct}.__getitem__, column)
 
 
 def check_writable(directory: Path) -> None:
