@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +53,9 @@ READING_KEYS = frozenset((*SENSOR_NAMES, EQUIPMENT_ID, TIMESTAMP))  # the fields
 _PLAIN_TIMESTAMP = "2026-01-05T10:00:00"  # the layout of timestamps the vectorised check reads itself
 _TIMESTAMP_DIGITS = np.array([c.isdigit() for c in _PLAIN_TIMESTAMP])
 _TIMESTAMP_SEPARATORS = np.array([ord(c) if not c.isdigit() else 0 for c in _PLAIN_TIMESTAMP], dtype=np.uint32)
+_SENSORS_OF = itemgetter(*SENSOR_NAMES)
+_LOW = np.array([s.low for s in SENSORS])
+_HIGH = np.array([s.high for s in SENSORS])
 
 
 class DataError(ValueError):
@@ -362,12 +367,8 @@ def plain_readings(items: list[Any], equipment_id: str = DEFAULT_EQUIPMENT_ID) -
         plain = np.ones(n, dtype=bool)
     else:
         plain = np.fromiter((r.keys() <= READING_KEYS for r in rows), dtype=bool, count=n)
-    columns: dict[str, Any] = {}
-    for sensor in SENSORS:
-        column = [r.get(sensor.name) for r in rows]
-        values, numbers = _plain_numbers(column)
-        plain &= numbers & (values >= sensor.low) & (values <= sensor.high)  # NaN compares False, bounds are finite
-        columns[sensor.name] = values
+    values, numbers = _sensor_values(rows)
+    plain &= numbers & (values >= _LOW).all(axis=1) & (values <= _HIGH).all(axis=1)  # NaN compares False
     equipments = [r.get(EQUIPMENT_ID, equipment_id) for r in rows]
     texts = equipments if set(map(type, equipments)) <= {str} else [e if type(e) is str else "" for e in equipments]
     plain_ids = {e: 1 <= len(e) <= EQUIPMENT_ID_MAX_LENGTH and _utf8(e) for e in set(texts)}  # a few distinct ids
@@ -379,12 +380,29 @@ def plain_readings(items: list[Any], equipment_id: str = DEFAULT_EQUIPMENT_ID) -
         {
             TIMESTAMP: times[keep],
             EQUIPMENT_ID: np.array(equipments, dtype=object)[keep],
-            **{name: values[keep] for name, values in columns.items()},
+            **dict(zip(SENSOR_NAMES, values[keep].T, strict=True)),
         },
         index=keep,
         copy=False,
     )
     return frame, np.flatnonzero(~plain)
+
+
+def _sensor_values(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, 8) sensor values of JSON objects (NaN where a row holds no JSON number), and where all eight are.
+
+    Read row by row in one C-level pass when every row has the eight sensors as JSON
+    numbers (the usual case), else column by column (``_plain_numbers``).
+    """
+    try:
+        found = list(map(_SENSORS_OF, rows))
+        if set(map(type, chain.from_iterable(found))) <= {float, int}:
+            flat = np.fromiter(chain.from_iterable(found), dtype="float64", count=len(rows) * len(SENSOR_NAMES))
+            return flat.reshape(len(rows), len(SENSOR_NAMES)), np.ones(len(rows), dtype=bool)
+    except (KeyError, OverflowError):  # a sensor missing, an integer too large for a float
+        pass
+    values, numbers = zip(*(_plain_numbers([r.get(name) for r in rows]) for name in SENSOR_NAMES), strict=True)
+    return np.column_stack(values), np.logical_and.reduce(numbers)
 
 
 def _plain_numbers(column: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -435,13 +453,17 @@ def _plain_timestamps(stamps: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     n = len(stamps)
     now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
     times = np.full(n, now)
-    plain = np.fromiter((t is None for t in stamps), dtype=bool, count=n)
-    if plain.all():
-        return times, plain
-    texts = np.flatnonzero(
-        np.fromiter((type(t) is str and len(t) == len(_PLAIN_TIMESTAMP) for t in stamps), dtype=bool, count=n)
-    )
-    written = np.array([stamps[i] for i in texts], dtype=f"U{len(_PLAIN_TIMESTAMP)}")
+    if set(map(type, stamps)) == {str} and set(map(len, stamps)) == {len(_PLAIN_TIMESTAMP)}:  # the usual case
+        plain, texts, written = np.zeros(n, dtype=bool), np.arange(n), stamps
+    else:
+        plain = np.fromiter((t is None for t in stamps), dtype=bool, count=n)
+        if plain.all():
+            return times, plain
+        texts = np.flatnonzero(
+            np.fromiter((type(t) is str and len(t) == len(_PLAIN_TIMESTAMP) for t in stamps), dtype=bool, count=n)
+        )
+        written = [stamps[i] for i in texts]
+    written = np.array(written, dtype=f"U{len(_PLAIN_TIMESTAMP)}")
     chars = written.view(np.uint32).reshape(len(texts), len(_PLAIN_TIMESTAMP))
     digits = (chars >= ord("0")) & (chars <= ord("9"))
     laid_out = np.where(_TIMESTAMP_DIGITS, digits, chars == _TIMESTAMP_SEPARATORS).all(axis=1)

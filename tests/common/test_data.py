@@ -156,3 +156,12 @@ def test_plain_readings_leave_every_doubtful_item_to_the_caller():
     frame, others = plain_readings(items)
     assert frame.index.tolist() == [0, len(items) - 1]
     assert others.tolist() == list(range(1, len(items) - 1))
+
+
+@pytest.mark.parametrize("item", NOT_PLAIN, ids=range(len(NOT_PLAIN)))
+def test_one_doubtful_item_among_plain_ones_is_left_to_the_caller(item):
+    stamped = {**EXAMPLE_READING, "timestamp": "2026-01-05T10:00:00"}  # the usual batch: every row fully written
+    for doubtful in (item, {**stamped, "current": 10**400}):
+        frame, others = plain_readings([stamped, doubtful, stamped])
+        assert frame.index.tolist() == [0, 2] and others.tolist() == [1]
+        assert frame["current"].tolist() == [EXAMPLE_READING["current"]] * 2
