@@ -58,6 +58,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,9 @@ CONTENT = (
     "details",
 )
 COLUMNS = (*CONTENT, "prev_hash", "row_hash")
+_FIELDS = tuple(name for name in CONTENT if name != "seq")  # what a caller gives (_entry)
+_ORDER = sorted(CONTENT)  # the order of the keys in canonical JSON
+_ROW = itemgetter(*COLUMNS)
 MAX_QUERY_ROWS = 10_000
 SYNC_MODES = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous values AUDIT_SYNC may take
 DEFAULT_SYNC = "NORMAL"  # survives a process crash, not a power cut: see the module doc
@@ -292,21 +297,94 @@ def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
 
     ``at`` is the default time (``None``: left for ``_chain`` to stamp). Raises ValueError.
     """
-    entry = {name: values.get(name) for name in CONTENT if name != "seq"}
-    entry["at"] = values.get("at") or at
-    entry["app_version"] = values.get("app_version") or __version__
-    if entry["kind"] not in KINDS:
-        raise ValueError(f"unknown audit kind {entry['kind']!r}")
-    if not entry["actor"]:
-        raise ValueError("an audit row needs an actor")
+    return _entries([values], at)[0]
+
+
+def _entries(values: Iterable[Mapping[str, Any]], at: str | None) -> list[dict[str, Any]]:
+    """``_entry`` of each mapping, worked out column by column (the rows of one batch share most values).
+
+    Each entry also gets, under ``_cut``, the canonical JSON of its content cut around ``at``
+    and ``seq``, which ``_chain`` fills in to hash the row without serialising it again.
+    """
+    entries = [dict(zip(_FIELDS, map(row.get, _FIELDS), strict=True)) for row in values]
+    for entry in entries:
+        entry["at"] = entry["at"] or at
+        entry["app_version"] = entry["app_version"] or __version__
+        if entry["kind"] not in KINDS:
+            raise ValueError(f"unknown audit kind {entry['kind']!r}")
+        if not entry["actor"]:
+            raise ValueError("an audit row needs an actor")
+        if entry["score"] is not None:
+            entry["score"] = float(entry["score"])
+            if not math.isfinite(entry["score"]):
+                raise ValueError("an audited score must be finite")
     for name in ("inputs", "details"):
-        if entry[name] is not None and not isinstance(entry[name], str):
-            entry[name] = canonical(entry[name])
-    if entry["score"] is not None:
-        entry["score"] = float(entry["score"])
-        if not math.isfinite(entry["score"]):
-            raise ValueError("an audited score must be finite")
-    return entry
+        objects = [i for i, entry in enumerate(entries) if entry[name] is not None and not isinstance(entry[name], str)]
+        for i, text in zip(objects, _canonical_objects([entries[i][name] for i in objects]), strict=True):
+            entries[i][name] = text
+    # The canonical JSON of a row's content, column by column: keys in sorted order, each value as
+    # canonical() writes it; "at" and "seq" are left out, they are known in _chain only.
+    parts: list[list[str]] = [[], [], []]
+    part, text = 0, "{"
+    for name in _ORDER:
+        text += _json(name) + ":"
+        if name in ("at", "seq"):
+            parts[part].append(text)
+            part, text = part + 1, ","
+        else:
+            parts[part] += [text, _json_column([entry[name] for entry in entries])]
+            text = ","
+    parts[part].append(text[:-1] + "}")
+    n = len(entries)
+    cuts = [
+        map("".join, zip(*([c] * n if isinstance(c, str) else c for c in columns), strict=True)) for columns in parts
+    ]
+    for entry, cut in zip(entries, zip(*cuts, strict=True), strict=True):
+        entry["_cut"] = cut
+    return entries
+
+
+def _json(value: Any) -> str:
+    """``canonical(value)``, without the encoder's set-up for the types a row holds (text, number, null)."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return canonical(value)
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    """``_json`` of each value; each distinct text, or float (sensors repeat their values), worked out once.
+
+    Floats are only looked up by value when there is no zero among them: a set takes 0.0 and
+    -0.0 for the same value, canonical JSON does not.
+    """
+    types = set(map(type, values))
+    distinct = set(values) if types <= {str, type(None)} or types == {float} else {0.0}
+    if 0.0 in distinct:
+        return list(map(_json, values))
+    return list(map({v: _json(v) for v in distinct}.__getitem__, values))
+
+
+def _canonical_objects(objects: list[Any]) -> list[str]:
+    """``canonical`` of each object; column by column when they are JSON objects with the same text keys."""
+    if not objects or set(map(type, objects)) != {dict} or len(set(map(tuple, objects))) != 1:
+        return list(map(canonical, objects))
+    keys = sorted(objects[0]) if all(type(key) is str for key in objects[0]) else None
+    if not keys:  # no key, or keys that canonical() turns into text (or refuses)
+        return list(map(canonical, objects))
+    n = len(objects)
+    columns = [
+        c
+        for i, key in enumerate(keys)
+        for c in (["{,"[i > 0] + _json(key) + ":"] * n, _json_column([o[key] for o in objects]))
+    ]
+    return [text + "}" for text in map("".join, zip(*columns, strict=True))]
 
 
 def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> list[int]:
@@ -316,6 +394,7 @@ def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> 
     """
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     at = now_iso()
+    at_json = _json(at)
     rows, counts = [], []
     for entries in groups:
         for entry in entries:
@@ -323,8 +402,12 @@ def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> 
             count += 1
             entry["seq"] = count
             entry["prev_hash"] = head
-            head = entry["row_hash"] = row_hash(head, entry)
-            rows.append(tuple(entry[name] for name in COLUMNS))
+            # row_hash(head, entry), from the canonical JSON _entries cut around "at" and "seq"
+            before, between, after = entry["_cut"]
+            stamp = at_json if entry["at"] is at else _json(entry["at"])
+            body = f"{head}{before}{stamp}{between}{count}{after}"
+            head = entry["row_hash"] = hashlib.sha256(body.encode("utf-8")).hexdigest()
+            rows.append(_ROW(entry))
         counts.append(count)
     if rows:
         placeholders = ", ".join("?" * len(COLUMNS))
@@ -341,7 +424,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
-    return _chain(conn, [[_entry(values, None) for values in entries]])[0]
+    return _chain(conn, [_entries(entries, None)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -428,7 +511,7 @@ class Recorder:
         return self.record([{**row, "kind": "prediction"} for row in rows])
 
     def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
-        job = _Job([_entry(values, None) for values in entries])
+        job = _Job(_entries(entries, None))
         if not job.entries:
             return 0
         with self._queue_lock:

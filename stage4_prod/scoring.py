@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -138,36 +139,32 @@ def audit_rows(actor: str, client: str | None, source: str, request_id: str, sco
     values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
     columns = zip(
         values,
-        scored[TIMESTAMP],
+        iso_times(scored[TIMESTAMP]),
         scored[EQUIPMENT_ID].tolist(),
         scored["score"].tolist(),
         scored["decision"].tolist(),
         scored["model_version"].tolist(),
         strict=True,
     )
+    # audit_row's dict, built in place: the batch path's per-row cost (a test compares them)
     return [
-        audit_row(
-            actor,
-            client,
-            source,
-            request_id,
-            {**dict(zip(SENSOR_NAMES, row, strict=True)), EQUIPMENT_ID: equipment, TIMESTAMP: stamp},
-            {"score": score, "decision": decision, "model_version": version},
-        )
+        {
+            "actor": actor,
+            "request_id": request_id,
+            "source": source,
+            "equipment_id": equipment,
+            "inputs": {**dict(zip(SENSOR_NAMES, row, strict=True)), TIMESTAMP: stamp},
+            "score": score,
+            "decision": decision,
+            "model_version": version,
+            "client": client,
+        }
         for row, stamp, equipment, score, decision, version in columns
     ]
 
 
-def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
-    """A French summary of a scored file: how many readings, how many alarms, when."""
-    alarms = scored[scored["decision"] == ANOMALY]
-    n, k = len(scored), len(alarms)
-    lines = [f"{n} mesures analysées avec le modèle {loaded.version} : {k} anomalie(s) ({100 * k / n:.1f} %)."]
-    if k:
-        first, last = alarms["timestamp"].min(), alarms["timestamp"].max()
-        lines.append(f"Première anomalie : {first}, dernière : {last}.")
-        top = alarms.nlargest(1, "score").iloc[0]
-        lines.append(
-            f"Score le plus élevé : {top['score']:.3f} le {top['timestamp']} (seuil d'alarme {loaded.model.threshold_:.3f})."
-        )
-    return "\n".join(lines)
+def iso_times(times: pd.Series) -> list[str]:
+    """``isoformat()`` of each timestamp of a column, without a Timestamp object per row when it holds no nanoseconds."""
+    if times.dtype.kind == "M" and times.dt.tz is None and times.dt.unit in ("s", "ms", "us"):
+        return list(map(datetime.isoformat, times.to_numpy().astype("datetime64[us]").tolist()))
+    return [t.isoformat() for t in times]
