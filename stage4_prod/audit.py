@@ -59,7 +59,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,6 @@ CONTENT = (
 COLUMNS = (*CONTENT, "prev_hash", "row_hash")
 _FIELDS = tuple(name for name in CONTENT if name != "seq")  # what a caller gives (_entry)
 _ORDER = sorted(CONTENT)  # the order of the keys in canonical JSON
-_ROW = itemgetter(*COLUMNS)
 MAX_QUERY_ROWS = 10_000
 SYNC_MODES = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous values AUDIT_SYNC may take
 DEFAULT_SYNC = "NORMAL"  # survives a process crash, not a power cut: see the module doc
@@ -297,51 +295,75 @@ def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
 
     ``at`` is the default time (``None``: left for ``_chain`` to stamp). Raises ValueError.
     """
-    return _entries([values], at)[0]
+    prepared = _Prepared([values], at)
+    return {"kind": prepared.kinds[0], "at": prepared.times[0], **dict(zip(CONTENT[3:], prepared.rest[0], strict=True))}
 
 
-def _entries(values: Iterable[Mapping[str, Any]], at: str | None) -> list[dict[str, Any]]:
-    """``_entry`` of each mapping, worked out column by column (the rows of one batch share most values).
+def _check(kind: Any, actor: Any, inputs: Any, details: Any, score: Any) -> None:
+    """Raise the ValueError (or the error of ``canonical`` or ``float``) of one row's first wrong field."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit kind {kind!r}")
+    if not actor:
+        raise ValueError("an audit row needs an actor")
+    for value in (inputs, details):
+        if value is not None and not isinstance(value, str):
+            canonical(value)
+    if score is not None and not math.isfinite(float(score)):
+        raise ValueError("an audited score must be finite")
 
-    Each entry also gets, under ``_cut``, the canonical JSON of its content cut around ``at``
-    and ``seq``, which ``_chain`` fills in to hash the row without serialising it again.
+
+class _Prepared:
+    """The rows of one caller, as ``_chain`` needs them: ``_entry`` of each, worked out column by column.
+
+    ``kinds``, ``times`` (``None``: for ``_chain`` to stamp) and ``rest`` (the values of
+    ``CONTENT[3:]``, JSON columns serialised) per row; ``cuts``: the canonical JSON of each
+    row's content cut around ``at`` and ``seq``, which ``_chain`` fills in to hash the row
+    without serialising it again. The rows of a batch share most values: each distinct one
+    is serialised once. Raises ValueError (nothing prepared) as ``_entry`` would, on the
+    first wrong row.
     """
-    entries = [dict(zip(_FIELDS, map(row.get, _FIELDS), strict=True)) for row in values]
-    for entry in entries:
-        entry["at"] = entry["at"] or at
-        entry["app_version"] = entry["app_version"] or __version__
-        if entry["kind"] not in KINDS:
-            raise ValueError(f"unknown audit kind {entry['kind']!r}")
-        if not entry["actor"]:
-            raise ValueError("an audit row needs an actor")
-        if entry["score"] is not None:
-            entry["score"] = float(entry["score"])
-            if not math.isfinite(entry["score"]):
-                raise ValueError("an audited score must be finite")
-    for name in ("inputs", "details"):
-        objects = [i for i, entry in enumerate(entries) if entry[name] is not None and not isinstance(entry[name], str)]
-        for i, text in zip(objects, _canonical_objects([entries[i][name] for i in objects]), strict=True):
-            entries[i][name] = text
-    # The canonical JSON of a row's content, column by column: keys in sorted order, each value as
-    # canonical() writes it; "at" and "seq" are left out, they are known in _chain only.
-    parts: list[list[str]] = [[], [], []]
-    part, text = 0, "{"
-    for name in _ORDER:
-        text += _json(name) + ":"
-        if name in ("at", "seq"):
-            parts[part].append(text)
-            part, text = part + 1, ","
-        else:
-            parts[part] += [text, _json_column([entry[name] for entry in entries])]
-            text = ","
-    parts[part].append(text[:-1] + "}")
-    n = len(entries)
-    cuts = [
-        map("".join, zip(*([c] * n if isinstance(c, str) else c for c in columns), strict=True)) for columns in parts
-    ]
-    for entry, cut in zip(entries, zip(*cuts, strict=True), strict=True):
-        entry["_cut"] = cut
-    return entries
+
+    __slots__ = ("kinds", "times", "rest", "cuts")
+
+    def __init__(self, values: Iterable[Mapping[str, Any]], at: str | None):
+        rows = list(values)
+        n = len(rows)
+        columns = {name: [row.get(name) for row in rows] for name in _FIELDS}
+        columns["at"] = [t or at for t in columns["at"]]
+        columns["app_version"] = [v or __version__ for v in columns["app_version"]]
+        try:
+            if not set(columns["kind"]) <= set(KINDS) or not all(columns["actor"]):
+                raise ValueError
+            columns["score"] = [None if s is None else float(s) for s in columns["score"]]
+            if not all(math.isfinite(s) for s in columns["score"] if s is not None):
+                raise ValueError
+            for name in ("inputs", "details"):
+                objects = [i for i, v in enumerate(columns[name]) if v is not None and not isinstance(v, str)]
+                for i, text in zip(objects, _canonical_objects([columns[name][i] for i in objects]), strict=True):
+                    columns[name][i] = text
+        except (ValueError, TypeError, OverflowError):  # raise what the first wrong row raises, row by row
+            for row in rows:
+                _check(*(row.get(name) for name in ("kind", "actor", "inputs", "details", "score")))
+            raise
+        self.kinds, self.times = columns["kind"], columns["at"]
+        self.rest = list(zip(*(columns[name] for name in CONTENT[3:]), strict=True))
+        # The canonical JSON of each row's content: keys in sorted order, each value as canonical()
+        # writes it; "at" and "seq" are left out, they are known in _chain only.
+        parts: list[list[Any]] = [[], [], []]
+        part, text = 0, "{"
+        for name in _ORDER:
+            text += _json(name) + ":"
+            if name in ("at", "seq"):
+                parts[part].append([text] * n)
+                part, text = part + 1, ","
+            else:
+                parts[part] += [[text] * n, _json_column(columns[name])]
+                text = ","
+        parts[part].append([text[:-1] + "}"] * n)
+        self.cuts = list(zip(*(map("".join, zip(*columns, strict=True)) for columns in parts), strict=True))
+
+    def __len__(self) -> int:
+        return len(self.kinds)
 
 
 def _json(value: Any) -> str:
@@ -387,27 +409,26 @@ def _canonical_objects(objects: list[Any]) -> list[str]:
     return [text + "}" for text in map("".join, zip(*columns, strict=True))]
 
 
-def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> list[int]:
-    """Chain prepared entries (``_entry``) after the head, in the open transaction; the count after each group.
+def _chain(conn: sqlite3.Connection, groups: Iterable[_Prepared]) -> list[int]:
+    """Chain prepared rows (``_Prepared``) after the head, in the open transaction; the count after each group.
 
-    Entries without a time get the time of this call, so that ``at`` follows ``seq``.
+    Rows without a time get the time of this call, so that ``at`` follows ``seq``.
     """
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     at = now_iso()
     at_json = _json(at)
     rows, counts = [], []
-    for entries in groups:
-        for entry in entries:
-            entry["at"] = entry["at"] or at
+    for prepared in groups:
+        for kind, stamp, rest, (before, between, after) in zip(
+            prepared.kinds, prepared.times, prepared.rest, prepared.cuts, strict=True
+        ):
             count += 1
-            entry["seq"] = count
-            entry["prev_hash"] = head
-            # row_hash(head, entry), from the canonical JSON _entries cut around "at" and "seq"
-            before, between, after = entry["_cut"]
-            stamp = at_json if entry["at"] is at else _json(entry["at"])
-            body = f"{head}{before}{stamp}{between}{count}{after}"
-            head = entry["row_hash"] = hashlib.sha256(body.encode("utf-8")).hexdigest()
-            rows.append(_ROW(entry))
+            # row_hash(head, row): the canonical JSON cut around "at" and "seq", filled in
+            stamp_json = at_json if stamp is None else _json(stamp)
+            body = f"{head}{before}{stamp_json}{between}{count}{after}"
+            row_hash = hashlib.sha256(body.encode("utf-8")).hexdigest()
+            rows.append((count, kind, stamp or at, *rest, head, row_hash))
+            head = row_hash
         counts.append(count)
     if rows:
         placeholders = ", ".join("?" * len(COLUMNS))
@@ -424,7 +445,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
-    return _chain(conn, [_entries(entries, None)])[0]
+    return _chain(conn, [_Prepared(entries, None)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -473,7 +494,7 @@ class _Job:
 
     __slots__ = ("entries", "count", "error", "done")
 
-    def __init__(self, entries: list[dict[str, Any]]):
+    def __init__(self, entries: _Prepared):
         self.entries = entries
         self.count = 0
         self.error: BaseException | None = None
@@ -511,8 +532,8 @@ class Recorder:
         return self.record([{**row, "kind": "prediction"} for row in rows])
 
     def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
-        job = _Job(_entries(entries, None))
-        if not job.entries:
+        job = _Job(_Prepared(entries, None))
+        if not len(job.entries):
             return 0
         with self._queue_lock:
             self._queue.append(job)
