@@ -325,10 +325,12 @@ class _Prepared:
 
     __slots__ = ("kinds", "times", "rest", "cuts")
 
-    def __init__(self, values: Iterable[Mapping[str, Any]], at: str | None):
+    def __init__(self, values: Iterable[Mapping[str, Any]], at: str | None, kind: str | None = None):
         rows = list(values)
         n = len(rows)
-        columns = {name: [row.get(name) for row in rows] for name in _FIELDS}
+        columns = {name: [row.get(name) for row in rows] for name in _FIELDS if name != "kind" or kind is None}
+        if kind is not None:
+            columns["kind"] = [kind] * n
         columns["at"] = [t or at for t in columns["at"]]
         columns["app_version"] = [v or __version__ for v in columns["app_version"]]
         try:
@@ -343,7 +345,7 @@ class _Prepared:
                     columns[name][i] = text
         except (ValueError, TypeError, OverflowError):  # raise what the first wrong row raises, row by row
             for row in rows:
-                _check(*(row.get(name) for name in ("kind", "actor", "inputs", "details", "score")))
+                _check(kind or row.get("kind"), *(row.get(name) for name in ("actor", "inputs", "details", "score")))
             raise
         self.kinds, self.times = columns["kind"], columns["at"]
         self.rest = list(zip(*(columns[name] for name in CONTENT[3:]), strict=True))
@@ -388,8 +390,8 @@ def _json_column(values: list[Any]) -> list[str]:
     """
     types = set(map(type, values))
     distinct = set(values) if types <= {str, type(None)} or types == {float} else {0.0}
-    if 0.0 in distinct:
-        return list(map(_json, values))
+    if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
+        return list(map(encode_basestring if types == {str} else _json, values))
     return list(map({v: _json(v) for v in distinct}.__getitem__, values))
 
 
@@ -529,10 +531,11 @@ class Recorder:
         Same rows as ``record_predictions``. Raises ValueError (nothing queued) for a bad
         row, AuditUnavailable (French) if the transaction could not be committed.
         """
-        return self.record([{**row, "kind": "prediction"} for row in rows])
+        return self.record(rows, kind="prediction")
 
-    def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
-        job = _Job(_Prepared(entries, None))
+    def record(self, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> int:
+        """Audit ``entries`` (of ``kind``, if given, whatever they say), committed before returning; the count after them."""
+        job = _Job(_Prepared(entries, None, kind))
         if not len(job.entries):
             return 0
         with self._queue_lock:
