@@ -163,6 +163,21 @@ def audit_rows(actor: str, client: str | None, source: str, request_id: str, sco
     ]
 
 
+def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
+    """A French summary of a scored file: how many readings, how many alarms, when."""
+    alarms = scored[scored["decision"] == ANOMALY]
+    n, k = len(scored), len(alarms)
+    lines = [f"{n} mesures analysées avec le modèle {loaded.version} : {k} anomalie(s) ({100 * k / n:.1f} %)."]
+    if k:
+        first, last = alarms["timestamp"].min(), alarms["timestamp"].max()
+        lines.append(f"Première anomalie : {first}, dernière : {last}.")
+        top = alarms.nlargest(1, "score").iloc[0]
+        lines.append(
+            f"Score le plus élevé : {top['score']:.3f} le {top['timestamp']} (seuil d'alarme {loaded.model.threshold_:.3f})."
+        )
+    return "\n".join(lines)
+
+
 def iso_times(times: pd.Series) -> list[str]:
     """``isoformat()`` of each timestamp of a column, without a Timestamp object per row when it holds no nanoseconds."""
     if times.dtype.kind == "M" and times.dt.tz is None and times.dt.unit in ("s", "ms", "us"):
