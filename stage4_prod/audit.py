@@ -59,6 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -403,10 +404,11 @@ def _canonical_objects(objects: list[Any]) -> list[str]:
     if not keys:  # no key, or keys that canonical() turns into text (or refuses)
         return list(map(canonical, objects))
     n = len(objects)
+    values = zip(*map(itemgetter(*keys), objects), strict=True) if len(keys) > 1 else [[o[keys[0]] for o in objects]]
     columns = [
         c
-        for i, key in enumerate(keys)
-        for c in (["{,"[i > 0] + _json(key) + ":"] * n, _json_column([o[key] for o in objects]))
+        for i, (key, column) in enumerate(zip(keys, values, strict=True))
+        for c in (["{,"[i > 0] + _json(key) + ":"] * n, _json_column(list(column)))
     ]
     return [text + "}" for text in map("".join, zip(*columns, strict=True))]
 

@@ -24,6 +24,7 @@ from stage4_prod import deployment
 from stage4_prod.settings import Settings
 
 NORMAL = "Normal"
+INPUTS = (*SENSOR_NAMES, TIMESTAMP)  # what an audit row's inputs hold
 ANOMALY = "Anomalie"
 
 
@@ -137,9 +138,10 @@ def audit_row(
 def audit_rows(actor: str, client: str | None, source: str, request_id: str, scored: pd.DataFrame) -> list[dict]:
     """One audit row (``audit_row``) per row of a scored frame (``with_scores``), columns read once each."""
     values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
+    for row, stamp in zip(values, iso_times(scored[TIMESTAMP]), strict=True):
+        row.append(stamp)  # the inputs: the eight sensors, then the timestamp
     columns = zip(
         values,
-        iso_times(scored[TIMESTAMP]),
         scored[EQUIPMENT_ID].tolist(),
         scored["score"].tolist(),
         scored["decision"].tolist(),
@@ -153,13 +155,13 @@ def audit_rows(actor: str, client: str | None, source: str, request_id: str, sco
             "request_id": request_id,
             "source": source,
             "equipment_id": equipment,
-            "inputs": {**dict(zip(SENSOR_NAMES, row, strict=True)), TIMESTAMP: stamp},
+            "inputs": dict(zip(INPUTS, row, strict=True)),
             "score": score,
             "decision": decision,
             "model_version": version,
             "client": client,
         }
-        for row, stamp, equipment, score, decision, version in columns
+        for row, equipment, score, decision, version in columns
     ]
 
 
