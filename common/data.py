@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from pydantic_core import to_json
 
 from common.schema import (
     CSV_TO_NAME,
@@ -484,6 +485,26 @@ def _datetime_or_nat(text: str) -> np.datetime64:
         return np.datetime64(text, "s")
     except ValueError:
         return np.datetime64("NaT", "s")
+
+
+def float_texts(values: list[float]) -> list[str]:
+    """``repr`` of each float (how csv.writer and canonical JSON write them), for a whole column at once.
+
+    pydantic's JSON writer formats a list of floats in one compiled call, with the same
+    shortest digits as ``repr``; the two differ only where ``repr`` uses an exponent (below
+    1e-4 or from 1e16 on, ``1e-05`` against ``0.00001``) or for NaN and infinities: those
+    few are written by ``repr`` (a test compares them on a million values).
+
+    >>> float_texts([0.1 + 0.2, -0.0, 1e-05, 230.0])
+    ['0.30000000000000004', '-0.0', '1e-05', '230.0']
+    """
+    if not values:
+        return []
+    texts = to_json(values).decode().removeprefix("[").removesuffix("]").split(",")
+    size = np.abs(np.asarray(values, dtype="float64"))
+    for i in np.flatnonzero(~(((size >= 1e-4) & (size < 1e16)) | (size == 0))).tolist():  # NaN compares False
+        texts[i] = repr(values[i])
+    return texts
 
 
 def write_csv(

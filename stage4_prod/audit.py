@@ -63,6 +63,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from common.data import float_texts
 from stage4_prod import __version__
 
 DEFAULT_DB = Path("state") / "stage4.sqlite"
@@ -390,6 +391,8 @@ def _json_column(values: list[Any]) -> list[str]:
     -0.0 for the same value, canonical JSON does not.
     """
     types = set(map(type, values))
+    if types == {float} and all(map(math.isfinite, values)):  # canonical() writes floats as repr
+        return float_texts(values)
     distinct = set(values) if types <= {str, type(None)} or types == {float} else {0.0}
     if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
         return list(map(encode_basestring if types == {str} else _json, values))

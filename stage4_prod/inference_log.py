@@ -20,13 +20,14 @@ import csv
 import fcntl
 import io
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from common.data import float_texts
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -137,11 +138,11 @@ def _write(
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     # Built column by column: the fields every line shares are written once, each distinct text
-    # is quoted once, and floats are written as csv.writer writes them (repr).
+    # is quoted once, and floats are written as csv.writer writes them (repr, a column at a time).
     head = _lines([(stamp, request_id, source, "")])[:-1]
     tail = f"{SEPARATOR}{latency_ms:.3f}\n"
     equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment, before=head), _texts(version), *map(_floats, numbers), _texts(decision, after=tail)]
+    fields = [_texts(equipment, before=head), _texts(version), *map(float_texts, numbers), _texts(decision, after=tail)]
     text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
     path = log_path(Path(directory), when)
     try:
@@ -156,18 +157,6 @@ def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
     ``before`` and ``after`` are written around each field."""
     written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
     return list(map(written.__getitem__, texts))
-
-
-def _floats(column: list[float]) -> Iterator[str]:
-    """A float column written as csv.writer writes it (repr); each distinct value written once if values repeat.
-
-    Sensors repeat their values (a steady pump, a quantised flow meter); a mostly distinct
-    column, or one holding a zero (a set takes 0.0 and -0.0 for the same value), is written value by value.
-    """
-    distinct = set(column)
-    if 2 * len(distinct) > len(column) or 0.0 in distinct:
-        return map(repr, column)
-    return map({x: repr(x) for x in distinct}.__getitem__, column)
 
 
 def check_writable(directory: Path) -> None:
