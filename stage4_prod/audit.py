@@ -60,9 +60,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from common.data import float_texts
 from stage4_prod import __version__
 
 DEFAULT_DB = Path("state") / "stage4.sqlite"
@@ -87,6 +90,8 @@ CONTENT = (
     "details",
 )
 COLUMNS = (*CONTENT, "prev_hash", "row_hash")
+_FIELDS = tuple(name for name in CONTENT if name != "seq")  # what a caller gives (_entry)
+_ORDER = sorted(CONTENT)  # the order of the keys in canonical JSON
 MAX_QUERY_ROWS = 10_000
 SYNC_MODES = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous values AUDIT_SYNC may take
 DEFAULT_SYNC = "NORMAL"  # survives a process crash, not a power cut: see the module doc
@@ -294,39 +299,145 @@ def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
 
     ``at`` is the default time (``None``: left for ``_chain`` to stamp). Raises ValueError.
     """
-    entry = {name: values.get(name) for name in CONTENT if name != "seq"}
-    entry["at"] = values.get("at") or at
-    entry["app_version"] = values.get("app_version") or __version__
-    if entry["kind"] not in KINDS:
-        raise ValueError(f"unknown audit kind {entry['kind']!r}")
-    if not entry["actor"]:
+    prepared = _Prepared([values], at)
+    return {"kind": prepared.kinds[0], "at": prepared.times[0], **dict(zip(CONTENT[3:], prepared.rest[0], strict=True))}
+
+
+def _check(kind: Any, actor: Any, inputs: Any, details: Any, score: Any) -> None:
+    """Raise the ValueError (or the error of ``canonical`` or ``float``) of one row's first wrong field."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit kind {kind!r}")
+    if not actor:
         raise ValueError("an audit row needs an actor")
-    for name in ("inputs", "details"):
-        if entry[name] is not None and not isinstance(entry[name], str):
-            entry[name] = canonical(entry[name])
-    if entry["score"] is not None:
-        entry["score"] = float(entry["score"])
-        if not math.isfinite(entry["score"]):
-            raise ValueError("an audited score must be finite")
-    return entry
+    for value in (inputs, details):
+        if value is not None and not isinstance(value, str):
+            canonical(value)
+    if score is not None and not math.isfinite(float(score)):
+        raise ValueError("an audited score must be finite")
 
 
-def _chain(conn: sqlite3.Connection, groups: Iterable[list[dict[str, Any]]]) -> list[int]:
-    """Chain prepared entries (``_entry``) after the head, in the open transaction; the count after each group.
+class _Prepared:
+    """The rows of one caller, as ``_chain`` needs them: ``_entry`` of each, worked out column by column.
 
-    Entries without a time get the time of this call, so that ``at`` follows ``seq``.
+    ``kinds``, ``times`` (``None``: for ``_chain`` to stamp) and ``rest`` (the values of
+    ``CONTENT[3:]``, JSON columns serialised) per row; ``cuts``: the canonical JSON of each
+    row's content cut around ``at`` and ``seq``, which ``_chain`` fills in to hash the row
+    without serialising it again. The rows of a batch share most values: each distinct one
+    is serialised once. Raises ValueError (nothing prepared) as ``_entry`` would, on the
+    first wrong row.
+    """
+
+    __slots__ = ("kinds", "times", "rest", "cuts")
+
+    def __init__(self, values: Iterable[Mapping[str, Any]], at: str | None, kind: str | None = None):
+        rows = list(values)
+        n = len(rows)
+        columns = {name: [row.get(name) for row in rows] for name in _FIELDS if name != "kind" or kind is None}
+        if kind is not None:
+            columns["kind"] = [kind] * n
+        columns["at"] = [t or at for t in columns["at"]]
+        columns["app_version"] = [v or __version__ for v in columns["app_version"]]
+        try:
+            if not set(columns["kind"]) <= set(KINDS) or not all(columns["actor"]):
+                raise ValueError
+            columns["score"] = [None if s is None else float(s) for s in columns["score"]]
+            if not all(math.isfinite(s) for s in columns["score"] if s is not None):
+                raise ValueError
+            for name in ("inputs", "details"):
+                objects = [i for i, v in enumerate(columns[name]) if v is not None and not isinstance(v, str)]
+                for i, text in zip(objects, _canonical_objects([columns[name][i] for i in objects]), strict=True):
+                    columns[name][i] = text
+        except (ValueError, TypeError, OverflowError):  # raise what the first wrong row raises, row by row
+            for row in rows:
+                _check(kind or row.get("kind"), *(row.get(name) for name in ("actor", "inputs", "details", "score")))
+            raise
+        self.kinds, self.times = columns["kind"], columns["at"]
+        self.rest = list(zip(*(columns[name] for name in CONTENT[3:]), strict=True))
+        # The canonical JSON of each row's content: keys in sorted order, each value as canonical()
+        # writes it; "at" and "seq" are left out, they are known in _chain only.
+        parts: list[list[Any]] = [[], [], []]
+        part, text = 0, "{"
+        for name in _ORDER:
+            text += _json(name) + ":"
+            if name in ("at", "seq"):
+                parts[part].append([text] * n)
+                part, text = part + 1, ","
+            else:
+                parts[part] += [[text] * n, _json_column(columns[name])]
+                text = ","
+        parts[part].append([text[:-1] + "}"] * n)
+        self.cuts = list(zip(*(map("".join, zip(*columns, strict=True)) for columns in parts), strict=True))
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
+def _json(value: Any) -> str:
+    """``canonical(value)``, without the encoder's set-up for the types a row holds (text, number, null)."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return canonical(value)
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    """``_json`` of each value; each distinct text, or float (sensors repeat their values), worked out once.
+
+    Floats are only looked up by value when there is no zero among them: a set takes 0.0 and
+    -0.0 for the same value, canonical JSON does not.
+    """
+    types = set(map(type, values))
+    if types == {float} and all(map(math.isfinite, values)):  # canonical() writes floats as repr
+        return float_texts(values)
+    distinct = set(values) if types <= {str, type(None)} or types == {float} else {0.0}
+    if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
+        return list(map(encode_basestring if types == {str} else _json, values))
+    return list(map({v: _json(v) for v in distinct}.__getitem__, values))
+
+
+def _canonical_objects(objects: list[Any]) -> list[str]:
+    """``canonical`` of each object; column by column when they are JSON objects with the same text keys."""
+    if not objects or set(map(type, objects)) != {dict} or len(set(map(tuple, objects))) != 1:
+        return list(map(canonical, objects))
+    keys = sorted(objects[0]) if all(type(key) is str for key in objects[0]) else None
+    if not keys:  # no key, or keys that canonical() turns into text (or refuses)
+        return list(map(canonical, objects))
+    n = len(objects)
+    values = zip(*map(itemgetter(*keys), objects), strict=True) if len(keys) > 1 else [[o[keys[0]] for o in objects]]
+    columns = [
+        c
+        for i, (key, column) in enumerate(zip(keys, values, strict=True))
+        for c in (["{,"[i > 0] + _json(key) + ":"] * n, _json_column(list(column)))
+    ]
+    return [text + "}" for text in map("".join, zip(*columns, strict=True))]
+
+
+def _chain(conn: sqlite3.Connection, groups: Iterable[_Prepared]) -> list[int]:
+    """Chain prepared rows (``_Prepared``) after the head, in the open transaction; the count after each group.
+
+    Rows without a time get the time of this call, so that ``at`` follows ``seq``.
     """
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     at = now_iso()
+    at_json = _json(at)
     rows, counts = [], []
-    for entries in groups:
-        for entry in entries:
-            entry["at"] = entry["at"] or at
+    for prepared in groups:
+        for kind, stamp, rest, (before, between, after) in zip(
+            prepared.kinds, prepared.times, prepared.rest, prepared.cuts, strict=True
+        ):
             count += 1
-            entry["seq"] = count
-            entry["prev_hash"] = head
-            head = entry["row_hash"] = row_hash(head, entry)
-            rows.append(tuple(entry[name] for name in COLUMNS))
+            # row_hash(head, row): the canonical JSON cut around "at" and "seq", filled in
+            stamp_json = at_json if stamp is None else _json(stamp)
+            body = f"{head}{before}{stamp_json}{between}{count}{after}"
+            row_hash = hashlib.sha256(body.encode("utf-8")).hexdigest()
+            rows.append((count, kind, stamp or at, *rest, head, row_hash))
+            head = row_hash
         counts.append(count)
     if rows:
         placeholders = ", ".join("?" * len(COLUMNS))
@@ -343,7 +454,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
-    return _chain(conn, [[_entry(values, None) for values in entries]])[0]
+    return _chain(conn, [_Prepared(entries, None)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -392,7 +503,7 @@ class _Job:
 
     __slots__ = ("entries", "count", "error", "done")
 
-    def __init__(self, entries: list[dict[str, Any]]):
+    def __init__(self, entries: _Prepared):
         self.entries = entries
         self.count = 0
         self.error: BaseException | None = None
@@ -430,7 +541,7 @@ class Recorder:
         Same rows as ``record_predictions``. Raises ValueError (nothing queued) for a bad
         row, AuditUnavailable (French) if the transaction could not be committed.
         """
-        return self.record([{**row, "kind": "prediction"} for row in rows])
+        return self.record(rows, kind="prediction")
 
     async def record_predictions_async(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """``record_predictions`` for the event loop: the rows are prepared and queued in the
@@ -439,18 +550,19 @@ class Recorder:
         The loop never waits for a commit (another process's write lock, an ``fsync``), and the
         hop to the writer thread carries only the commit. Same errors as ``record_predictions``.
         """
-        job = self._submit([{**row, "kind": "prediction"} for row in rows])
+        job = self._submit(rows, "prediction")
         if job.done:
             return job.count
         return await asyncio.get_running_loop().run_in_executor(self._writer(), self._flush, job)
 
-    def record(self, entries: Iterable[Mapping[str, Any]]) -> int:
-        return self._flush(self._submit(entries))
+    def record(self, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> int:
+        """Audit ``entries`` (of ``kind``, if given, whatever they say), committed before returning; the count after them."""
+        return self._flush(self._submit(entries, kind))
 
-    def _submit(self, entries: Iterable[Mapping[str, Any]]) -> _Job:
+    def _submit(self, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> _Job:
         """Prepare ``entries`` (ValueError, nothing queued, for a bad one) and queue them for the next commit."""
-        job = _Job([_entry(values, None) for values in entries])
-        if not job.entries:
+        job = _Job(_Prepared(entries, None, kind))
+        if not len(job.entries):
             job.done = True
             return job
         with self._queue_lock:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.data import float_texts
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -137,12 +138,12 @@ def _write(
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     # Built column by column: the fields every line shares are written once, each distinct text
-    # is quoted once, and floats are written as csv.writer writes them (repr).
+    # is quoted once, and floats are written as csv.writer writes them (repr, a column at a time).
     head = _lines([(stamp, request_id, source, "")])[:-1]
     tail = f"{SEPARATOR}{latency_ms:.3f}\n"
     equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment), _texts(version), *(map(repr, column) for column in numbers), _texts(decision)]
-    text = "".join([head + SEPARATOR.join(line) + tail for line in zip(*fields, strict=True)])
+    fields = [_texts(equipment, before=head), _texts(version), *map(float_texts, numbers), _texts(decision, after=tail)]
+    text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +152,11 @@ def _write(
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
-def _texts(texts: list[str]) -> list[str]:
-    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once."""
-    written = {t: _lines([(t, "")])[: -len(SEPARATOR + "\n")] for t in set(texts)}
-    return [written[t] for t in texts]
+def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
+    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once;
+    ``before`` and ``after`` are written around each field."""
+    written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
+    return list(map(written.__getitem__, texts))
 
 
 def check_writable(directory: Path) -> None:

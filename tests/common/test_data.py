@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.data import DataError, frame_from_readings, load_csv, plain_readings, write_csv
+from common.data import DataError, float_texts, frame_from_readings, load_csv, plain_readings, write_csv
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
 
 HEADER = (
@@ -156,3 +156,28 @@ def test_plain_readings_leave_every_doubtful_item_to_the_caller():
     frame, others = plain_readings(items)
     assert frame.index.tolist() == [0, len(items) - 1]
     assert others.tolist() == list(range(1, len(items) - 1))
+
+
+@pytest.mark.parametrize("item", NOT_PLAIN, ids=range(len(NOT_PLAIN)))
+def test_one_doubtful_item_among_plain_ones_is_left_to_the_caller(item):
+    stamped = {**EXAMPLE_READING, "timestamp": "2026-01-05T10:00:00"}  # the usual batch: every row fully written
+    for doubtful in (item, {**stamped, "current": 10**400}):
+        frame, others = plain_readings([stamped, doubtful, stamped])
+        assert frame.index.tolist() == [0, 2] and others.tolist() == [1]
+        assert frame["current"].tolist() == [EXAMPLE_READING["current"]] * 2
+
+
+def test_float_texts_are_repr_on_a_million_values():
+    rng = np.random.default_rng(0)
+    edges = [np.nextafter(e, direction) for e in (1e-4, 1e16, 0.0, 1.0) for direction in (-np.inf, np.inf)]
+    values = np.concatenate(
+        [
+            rng.random(300_000) * 10.0 ** rng.integers(-8, 20, 300_000),
+            rng.normal(size=200_000) * 1e3,
+            np.round(rng.random(100_000) * 1000, 3),
+            rng.integers(0, 2**63, 400_000, dtype=np.int64).view(np.float64),  # any bit pattern, NaN included
+            [1e-4, 1e16, -0.0, 0.0, 1e-7, 0.1 + 0.2, 2.0**53 + 1, 5e-324, np.inf, -np.inf, *edges],
+        ]
+    ).tolist()
+    assert float_texts(values) == list(map(repr, values))
+    assert float_texts([]) == []

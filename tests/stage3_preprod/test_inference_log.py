@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -109,3 +110,22 @@ def test_logs_summary_and_report_per_model_version(tmp_path, models_dir, monkeyp
 def test_empty_log_is_said_in_french(tmp_path, capsys):
     assert logs_summary.main(["--logs", str(tmp_path)]) == 0
     assert "Journal des inférences vide" in capsys.readouterr().out
+
+
+def test_lines_are_what_csv_writer_writes_on_tricky_values(tmp_path):
+    when = datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=UTC)
+    tricky = [1e-7, 1e16, -0.0, 0.1 + 0.2, float(2**53 + 1), 1 / 3, 5e-324, 1.7976931348623157e308, 123456789.0]
+    frame = pd.DataFrame([dict(zip(EXAMPLE_READING, tricky[i : i + 8], strict=True)) for i in range(2)])
+    frame = frame.assign(equipment_id=["pompe-01", 'atelier "nord"; pompe 2'], score=tricky[-2:])
+    frame = frame.assign(decision=["Normal", "Anomalie"], model_version="1.0.0")
+    inference_log.record(tmp_path, "api_batch", "r;1", frame, 2.5, when)
+    expected = io.StringIO()
+    writer = csv.writer(expected, delimiter=";", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in frame.itertuples(index=False):
+        sensors = [float(getattr(row, name)) for name in EXAMPLE_READING]
+        stamp = "2026-01-05T12:00:00.123+00:00"
+        writer.writerow(
+            [stamp, "r;1", "api_batch", row.equipment_id, "1.0.0", *sensors, row.score, row.decision, "2.500"]
+        )
+    assert (tmp_path / "inferences-2026-01-05.csv").read_text() == expected.getvalue()

@@ -418,3 +418,38 @@ def test_feedback_refusals_are_french_with_a_status(alarms):
     with pytest.raises(feedback.FeedbackError, match="fault_at"):
         feedback.record(alarms, "missed", "tech", equipment_id="pompe-01", fault_at="demain")
     assert feedback.summary(alarms)["1.0.0"]["reviewed"] == 0
+
+
+TRICKY = [1e-7, 1e16, -0.0, 0.0, 0.1 + 0.2, 2.0**53 + 1, 5e-324, 1 / 3, 123456789.0, 7, 2**70, True]
+
+
+def tricky_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        inputs = {name: TRICKY[(i + k) % len(TRICKY)] for k, name in enumerate(READING)}
+        inputs["timestamp"] = f"2026-01-05T10:00:{i % 60:02d}"
+        client = [None, "127.0.0.1", 'a "b"\n'][i % 3]
+        rows.append({**prediction(i, actor="atelier é", decision=["Normal", "Anomalie"][i % 2]), "inputs": inputs})
+        equipment = ["pompe-01", "pompe \u00e9\u2028", "x\\y"][i % 3]
+        rows[-1].update(client=client, equipment_id=equipment, score=TRICKY[i % 9] or 0.5)  # SQLite reads -0.0 as 0.0
+    rows.append({**prediction(n), "inputs": {"b": [1, {"z": -0.0}], "a": None}})  # not the batch's keys
+    rows.append({**prediction(n + 1), "inputs": {}})
+    rows.append({**prediction(n + 2), "inputs": '{"déjà":"écrit"}'})  # already JSON text: stored as it is
+    return rows
+
+
+def test_rows_prepared_column_by_column_are_stored_and_hashed_as_row_by_row(tmp_path):
+    rows = tricky_rows(40)
+    recorder = audit.Recorder(tmp_path / "state.sqlite")
+    try:
+        recorder.record_predictions(rows)
+    finally:
+        recorder.close()
+    conn = audit.connect(tmp_path / "state.sqlite")
+    audit.record_action(conn, "deploy", "admin", {"version": "1.1.0", "notes": ["é", 1.5, None, {"b": 1, "a": 2}]})
+    conn.close()
+    assert audit.verify(tmp_path / "state.sqlite").ok  # every row_hash is row_hash(prev_hash, content)
+    texts = raw(tmp_path / "state.sqlite").execute("SELECT inputs FROM audit ORDER BY seq").fetchall()
+    assert [t for (t,) in texts[: len(rows)]] == [
+        r["inputs"] if isinstance(r["inputs"], str) else audit.canonical(r["inputs"]) for r in rows
+    ]
