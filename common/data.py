@@ -487,6 +487,9 @@ def _datetime_or_nat(text: str) -> np.datetime64:
         return np.datetime64("NaT", "s")
 
 
+FLOAT_TEXTS_MIN_COLUMN = 32  # measured: below this many values, repr one by one is faster
+
+
 def float_texts(values: list[float]) -> list[str]:
     """``repr`` of each float (how csv.writer and canonical JSON write them), for a whole column at once.
 
@@ -498,8 +501,8 @@ def float_texts(values: list[float]) -> list[str]:
     >>> float_texts([0.1 + 0.2, -0.0, 1e-05, 230.0])
     ['0.30000000000000004', '-0.0', '1e-05', '230.0']
     """
-    if not values:
-        return []
+    if len(values) < FLOAT_TEXTS_MIN_COLUMN:  # a reading or a few: repr itself costs less than the setup
+        return [repr(value) for value in values]
     texts = to_json(values).decode().removeprefix("[").removesuffix("]").split(",")
     size = np.abs(np.asarray(values, dtype="float64"))
     for i in np.flatnonzero(~(((size >= 1e-4) & (size < 1e16)) | (size == 0))).tolist():  # NaN compares False

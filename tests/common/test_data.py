@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.data import DataError, float_texts, frame_from_readings, load_csv, plain_readings, write_csv
+from common.data import (
+    FLOAT_TEXTS_MIN_COLUMN,
+    DataError,
+    float_texts,
+    frame_from_readings,
+    load_csv,
+    plain_readings,
+    write_csv,
+)
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
 
 HEADER = (
@@ -181,3 +189,5 @@ def test_float_texts_are_repr_on_a_million_values():
     ).tolist()
     assert float_texts(values) == list(map(repr, values))
     assert float_texts([]) == []
+    for n in (1, FLOAT_TEXTS_MIN_COLUMN - 1, FLOAT_TEXTS_MIN_COLUMN):  # both sides of the short-column path
+        assert float_texts(values[-n:]) == list(map(repr, values[-n:]))
