@@ -168,16 +168,21 @@ def _append_many(path: str, worker: int, batches: int) -> None:
     conn.close()
 
 
-def test_appends_from_several_processes_keep_one_chain(tmp_path):
-    path = str(tmp_path / "shared.sqlite")
-    audit.connect(path).close()
+def _run_processes(target, args: list[tuple], timeout_s: float) -> None:
+    """Run ``target`` in one fresh process per ``args`` entry, all at once; each must exit 0."""
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_append_many, args=(path, w, 40)) for w in range(4)]
+    workers = [context.Process(target=target, args=a) for a in args]
     for p in workers:
         p.start()
     for p in workers:
-        p.join(60)
+        p.join(timeout_s)
         assert p.exitcode == 0
+
+
+def test_appends_from_several_processes_keep_one_chain(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    audit.connect(path).close()
+    _run_processes(_append_many, [(path, w, 40) for w in range(4)], timeout_s=60)
     report = audit.verify(path)
     assert report.ok, report.text()
     assert report.rows == 4 * 40 * 3
@@ -205,13 +210,7 @@ def _record_grouped(path: str, worker: int, threads: int, calls: int) -> None:
 def test_group_commit_from_threads_of_several_processes_keeps_every_row_once_and_one_chain(tmp_path):
     path = str(tmp_path / "shared.sqlite")
     audit.connect(path).close()
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_record_grouped, args=(path, w, 8, 30)) for w in range(2)]
-    for p in workers:
-        p.start()
-    for p in workers:
-        p.join(120)
-        assert p.exitcode == 0
+    _run_processes(_record_grouped, [(path, w, 8, 30) for w in range(2)], timeout_s=120)
     report = audit.verify(path)
     assert report.ok, report.text()
     rows = audit.query(path, limit=audit.MAX_QUERY_ROWS)
