@@ -265,13 +265,14 @@ def model_of(request: Request) -> LoadedModel:
 
 # Dependencies and endpoints that do no blocking work are ``async def``: a plain ``def`` costs
 # each of them a hop to FastAPI's thread pool and back (0.1 ms of CPU idle on this machine, up to
-# 0.8 ms per reading at stage 4 when the work in the thread releases the GIL: more than the work). The key check and the model look-up are ``async`` as well: one indexed read
-# on this thread's open SQLite connection (WAL: a reader never waits for a writer), and a model
-# cached between two checks of the deployment pointer. A commit of the audit trail may wait for
-# another process's write lock, or for an ``fsync`` with AUDIT_SYNC=FULL, and must not stop the
-# event loop: ``POST /predict`` and the form are ``async`` and hand only the commit to the audit
-# recorder's writer thread (``trace_reading``); the routes that score a batch or a file stay
-# plain ``def`` (run in the thread pool).
+# 0.8 ms per reading at stage 4 when the work in the thread releases the GIL: more than the work).
+# The key check and the model look-up are ``async`` as well: one indexed read on this thread's
+# open SQLite connection (WAL: a reader never waits for a writer), and a model cached between two
+# checks of the deployment pointer. A commit of the audit trail may wait for another process's
+# write lock, or for an ``fsync`` with AUDIT_SYNC=FULL, and must not stop the event loop:
+# ``POST /predict`` and the form are ``async`` and hand only the commit to the audit recorder's
+# writer thread (``trace_reading``); the routes that score a batch or a file stay plain ``def``
+# (run in the thread pool).
 async def get_model(request: Request) -> LoadedModel:
     return model_of(request)
 
