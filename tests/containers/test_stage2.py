@@ -1,6 +1,6 @@
 """Stage 2's image for real: build it, start it with Compose, wait until healthy, call it over 127.0.0.1.
 
-Skipped (and reported so) when no Docker engine answers. On an engine without a bridge
+Skipped (and reported so) when no Docker engine answers, failed instead under CI=true. On an engine without a bridge
 network, the host-network override is added, exactly as ``make stage2-up`` does.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,19 +27,9 @@ COMMIT = "test1234"
 BUILD_DATE = "2025-06-01T12:00:00Z"
 
 
-def engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 pytestmark = [
     pytest.mark.container,
     pytest.mark.slow,
-    pytest.mark.skipif(not engine_answers(), reason="aucun moteur Docker ne répond (docker info)"),
 ]
 
 

@@ -3,7 +3,7 @@
 Beyond stage 2's checks: the registry is mounted read-only (no model in the image), a CSV
 upload, the WebSocket stream, and the inference log found on its volume.
 
-Skipped (and reported so) when no Docker engine answers. On an engine without a bridge
+Skipped (and reported so) when no Docker engine answers, failed instead under CI=true. On an engine without a bridge
 network, the host-network override is added, exactly as ``make stage3-up`` does.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,19 +34,9 @@ COMMIT = "test1234"
 BUILD_DATE = "2025-06-01T12:00:00Z"
 
 
-def engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 pytestmark = [
     pytest.mark.container,
     pytest.mark.slow,
-    pytest.mark.skipif(not engine_answers(), reason="aucun moteur Docker ne répond (docker info)"),
 ]
 
 

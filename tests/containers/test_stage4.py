@@ -5,7 +5,7 @@ the test costs one build. An operator key is created inside the running containe
 clients call POST /predict through the proxy (127.0.0.1:8004) during ``deploy`` and ``rollback``
 driven by the same command as ``make deploy`` and ``make rollback``: no request may fail.
 
-Skipped (and reported so) when no Docker engine answers. On an engine without a bridge network,
+Skipped (and reported so) when no Docker engine answers, failed instead under CI=true. On an engine without a bridge network,
 the host-network override is added, exactly as ``make stage4-up`` does; there the proxy and the
 colours use their fixed ports (8004, 8014, 8024), which must be free (``make stage4-down``).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -40,20 +39,10 @@ CLIENTS = 4
 PAUSE_S = 0.3  # 4 clients at ~3 requests/s each: under the key's rate limit (20/s), so a 429 is a failure
 
 
-def engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 pytestmark = [
     pytest.mark.container,
     pytest.mark.slow,
     pytest.mark.timeout(600),  # the first test builds both images: minutes on a machine with an empty cache
-    pytest.mark.skipif(not engine_answers(), reason="aucun moteur Docker ne répond (docker info)"),
 ]
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
 from stage3_preprod.inference_log import COLUMNS
 from tests.hardening.live import ROOT, STARTUP_TIMEOUT_S, LiveServer
+from tests.support import unavailable
 
 STAGE3, STAGE4 = "stage3_preprod", "stage4_prod"
 DECISIONS = {"Normal", "Anomalie"}
@@ -198,19 +198,19 @@ class Mount:
 
 @contextlib.contextmanager
 def tmpfs(path: Path, size_kib: int) -> Iterator[Mount]:
-    """A ``size_kib`` KiB tmpfs on ``path``; skip the test if this machine refuses to mount (not root...)."""
+    """A ``size_kib`` KiB tmpfs on ``path``; skip the test (fail it in CI) if this machine refuses to mount."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         _mount("-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path))
     except OSError as exc:
-        pytest.skip(f"montage tmpfs refusé sur cette machine (root et CAP_SYS_ADMIN nécessaires) : {exc}")
+        unavailable(f"montage tmpfs refusé sur cette machine (root et CAP_SYS_ADMIN nécessaires) : {exc}")
     try:
         mount = Mount(path)
         try:
             mount.read_only(True)
             mount.read_only(False)
         except OSError as exc:
-            pytest.skip(f"remontage en lecture seule refusé sur cette machine : {exc}")
+            unavailable(f"remontage en lecture seule refusé sur cette machine : {exc}")
         yield mount
     finally:
         _umount(path)

@@ -1,7 +1,7 @@
 """Stage 1 in a real browser: the colleague fills the form in Chromium and reads the decision.
 
 Uses Debian's chromium (``apt-get install chromium``), never a downloaded browser;
-skipped when it is absent.
+skipped when it is absent (failed instead under CI=true).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from stage1_local.app import app
 from tests.conftest import TEST_VERSION
+from tests.support import unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -65,8 +66,9 @@ def base_url(model_env):
 @pytest.fixture
 def page(base_url):
     if not CHROMIUM.exists():
-        pytest.skip("chromium absent : apt-get install chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        unavailable("chromium absent : apt-get install chromium")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
