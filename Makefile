@@ -18,10 +18,10 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements-dev.txt $(wildcard stage*/requirements.txt)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -157,6 +157,18 @@ deploy: ## Étape 4 : déploie l'image x.y.z sur la couleur inactive puis bascul
 
 rollback: ## Étape 4 : revient à la couleur et à l'image d'avant le dernier déploiement, sans coupure
 	$(BLUEGREEN) rollback
+
+# What an operator does on the running stack, inside the colour that serves (its state volume and its logs);
+# create-key and audit-verify are the same for the stack run without Docker (make stage4-run, state/).
+stage4-key: ## Étape 4 (Docker) : crée une clé dans la pile qui tourne, affichée une seule fois : make stage4-key NAME=atelier-nord ROLE=operator
+	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Indiquez le nom et le rôle : make stage4-key NAME=atelier-nord ROLE=operator (rôles : reader, operator, auditor, admin)" >&2; exit 2; }
+	@$(BLUEGREEN) exec python -m stage4_prod.keys create --name "$(NAME)" --role "$(ROLE)"
+
+stage4-audit-verify: ## Étape 4 (Docker) : vérifie la chaîne du journal d'audit de la pile qui tourne
+	@$(BLUEGREEN) exec python -m stage4_prod.audit verify
+
+stage4-logs: ## Étape 4 (Docker) : copie le journal des inférences de la pile dans logs/ (ou LOG_DIR), pour report et logs-summary
+	@$(BLUEGREEN) logs --output $(or $(LOG_DIR),logs)
 
 # Release images (release.yml): the API and the proxy, tagged with the version and the commit; with PUSH=1
 # pushed under IMAGE and PROXY_IMAGE (e.g. ghcr.io/<owner>/pompe-anomalies-etape4, after docker login).

@@ -25,6 +25,7 @@ the log holds the trace under that id.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import re
@@ -72,7 +73,7 @@ from stage4_prod import __version__, audit, auth, deployment, drift, feedback, i
 from stage4_prod.auth import Auditor, Deployer, KeyAdmin, Operator, Principal, Reader, RollbackAdmin, Technician
 from stage4_prod.drift import DriftMonitor
 from stage4_prod.logging_config import configure_logging
-from stage4_prod.middleware import BodySizeLimit, RequestLog, SecurityHeaders
+from stage4_prod.middleware import BodySizeLimit, RequestLog, SecurityHeaders, request_id_from
 from stage4_prod.monitoring import Metrics, drift_report
 from stage4_prod.settings import get_settings
 
@@ -1120,9 +1121,9 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
     return scoring.with_scores(frame, scores, loaded).assign(threshold=loaded.model.threshold_)
 
 
-def stream_answer(state: Any, who: Principal, client: str | None, text: str) -> dict[str, Any]:
+def stream_answer(state: Any, who: Principal, client: str | None, request_id: str, text: str) -> dict[str, Any]:
     """The answer to one stream message: its score, or why it was refused; audited, traced and counted."""
-    start, request_id = time.perf_counter(), uuid.uuid4().hex
+    start = time.perf_counter()
     try:
         scored = score_message(state, text)
         trace(state, who, client, "stream", request_id, scored.drop(columns="threshold"), elapsed_ms(start))
@@ -1175,14 +1176,20 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     limit = websocket.app.state.settings.max_body_bytes
-    while True:
+    # Each message's id is the handshake's (the proxy's X-Request-ID, else a new one) and its rank: the
+    # audit links every reading of a connection to the proxy's log line of that handshake.
+    connection_id = request_id_from(websocket.headers)[:48]
+    for rank in itertools.count(1):
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
         if text is None:  # a binary frame: read as UTF-8, within the same size limit
             text = (message.get("bytes") or b"")[: limit + 1].decode("utf-8", "replace")
-        answer = await run_in_threadpool(stream_answer, websocket.app.state, who, client_address(websocket), text)
+        request_id = f"{connection_id}-{rank}"
+        answer = await run_in_threadpool(
+            stream_answer, websocket.app.state, who, client_address(websocket), request_id, text
+        )
         await websocket.send_json(answer)
 
 

@@ -4,9 +4,12 @@
     python -m stage4_prod.bluegreen deploy --tag 4.1.0 # the idle colour gets 4.1.0, then serves
     python -m stage4_prod.bluegreen rollback           # back to the colour (and tag) that served before
     python -m stage4_prod.bluegreen status
+    python -m stage4_prod.bluegreen exec python -m stage4_prod.keys create --name N --role operator
+    python -m stage4_prod.bluegreen logs --output logs  # the inference log of the stack, copied here
     python -m stage4_prod.bluegreen down
 
-A deploy builds the image (unless ``--no-build``: a release pulls it from a registry instead),
+A deploy builds the image (unless ``--no-build``: a release pulls both images, the API's and the
+proxy's, from a registry instead, and nothing is ever built on the deploying machine),
 starts the idle colour with it, waits until Docker reports it healthy, points the proxy at it
 (``switch`` rewrites nginx's upstream and reloads gracefully: requests in flight finish on the old
 colour), checks the service through the proxy, then stops the old colour. A failed check switches
@@ -119,6 +122,7 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
+            "PROXY_TAG": DEFAULT_TAG,  # the proxy runs the tag it was started with (``up``)
             **os.environ,
             "BLUE_TAG": self.tags["blue"],
             "GREEN_TAG": self.tags["green"],
@@ -147,7 +151,7 @@ class Stack:
         """Start one colour and wait until Docker reports it healthy; returns the seconds it took."""
         began = time.monotonic()
         flags = ["--force-recreate"] if recreate else []
-        self.run("up", "-d", "--no-deps", *flags, "--wait", "--wait-timeout", "180", colour, quiet=True)
+        self.run("up", "-d", "--no-deps", "--no-build", *flags, "--wait", "--wait-timeout", "180", colour, quiet=True)
         return time.monotonic() - began
 
     def served_colour(self) -> str:
@@ -197,10 +201,11 @@ def up(tag: str, build: bool = True) -> Entry:
     env = stack.env(
         ACTIVE_COLOR=current.colour,
         APP_VERSION=current.tag,
+        PROXY_TAG=current.tag,
         GIT_COMMIT=git_commit(),
         BUILD_DATE=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    flags = ["--build"] if build else []
+    flags = ["--build"] if build else ["--no-build"]  # a release pulled both images: never build there
     stack.run("up", "-d", *flags, "--wait", "--wait-timeout", "180", current.colour, "proxy", env=env, quiet=True)
     if stack.served_colour() != current.colour:  # the proxy's volume may remember another colour
         stack.switch(current.colour)
@@ -268,6 +273,32 @@ def status() -> None:
     print(f"Sert : {history[-1].colour} (image {history[-1].tag}).")
 
 
+def serving(stack: Stack) -> str:
+    """The colour that serves now, as the proxy says (the history may be another machine's)."""
+    try:
+        return stack.served_colour()
+    except DeployError:
+        raise DeployError("l'étape 4 ne tourne pas : lancez d'abord make stage4-up") from None
+
+
+def exec_in_stack(command: list[str]) -> int:
+    """Run ``command`` in the colour that serves: same state database, same logs, same model registry."""
+    if not command:
+        raise DeployError("indiquez la commande à lancer dans le conteneur")
+    stack = Stack(read_history())
+    colour = serving(stack)
+    return subprocess.run([*stack.compose, "exec", "-T", colour, *command], cwd=ROOT, env=stack.env()).returncode
+
+
+def copy_logs(output: Path) -> None:
+    """Copy the stack's logs (inference log CSV files) into ``output``, for logs-summary and report."""
+    stack = Stack(read_history())
+    colour = serving(stack)
+    output.mkdir(parents=True, exist_ok=True)
+    stack.run("cp", f"{colour}:/app/logs/.", str(output.resolve()), quiet=True)
+    print(f"Journaux de l'étape 4 ({colour}) copiés dans {output}/")
+
+
 def down() -> None:
     Stack(read_history()).run("down", quiet=True)
     print("Étape 4 arrêtée (volumes et historique gardés).")
@@ -282,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--no-build", action="store_true", help="image déjà présente (tirée d'un registre)")
     sub.add_parser("rollback", help="revient à la couleur et à l'image d'avant")
     sub.add_parser("status", help="historique et couleur active")
+    run = sub.add_parser("exec", help="lance une commande dans la couleur qui sert (clés, vérification de l'audit)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="la commande, par exemple python -m stage4_prod.keys list")
+    logs = sub.add_parser("logs", help="copie les journaux de la pile dans un dossier local")
+    logs.add_argument("--output", default="logs", help="dossier de destination (défaut : logs)")
     sub.add_parser("down", help="arrête tout (volumes gardés)")
     args = parser.parse_args(argv)
     tag = getattr(args, "tag", DEFAULT_TAG)
@@ -297,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             rollback()
         elif args.command == "status":
             status()
+        elif args.command == "exec":
+            return exec_in_stack(args.cmd)
+        elif args.command == "logs":
+            copy_logs(Path(args.output))
         else:
             down()
     except DeployError as exc:

@@ -44,9 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "create":
             key = auth.create_key(db, args.name, args.role, by=by)
-            print(f"Clé créée pour « {args.name.strip()} » (rôle {args.role}) :\n\n    {key}\n")
-            print("Copiez-la maintenant : elle ne sera plus jamais affichée (seule son empreinte est conservée).")
-            print(f"Envoyez-la dans l'en-tête {auth.HEADER}. Identifiant public, pour la révoquer : {key[3:19]}")
+            # The key alone on stdout, the explanation on stderr: KEY=$(make -s stage4-key ...) keeps the key only.
+            print(f"Clé créée pour « {args.name.strip()} » (rôle {args.role}) :", file=sys.stderr)
+            print(key)
+            print(
+                "Copiez-la maintenant : elle ne sera plus jamais affichée (seule son empreinte est conservée).",
+                file=sys.stderr,
+            )
+            print(
+                f"Envoyez-la dans l'en-tête {auth.HEADER}. Identifiant public, pour la révoquer : {key[3:19]}",
+                file=sys.stderr,
+            )
         elif args.command == "revoke":
             auth.revoke_key(db, args.key_id, by=by)
             print(f"Clé {args.key_id} révoquée : elle est refusée dès la prochaine requête.")

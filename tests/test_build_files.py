@@ -44,3 +44,29 @@ def test_every_base_image_names_the_same_debian_release():
         if line.startswith("FROM ")
     }
     assert bases and all(base.endswith("bookworm") or base.endswith("bookworm-slim") for base in bases), bases
+
+
+def test_stage4_trusts_forwarded_headers_from_its_proxy_only():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "stage4_prod" / "docker-compose.yml").read_text(encoding="utf-8"))
+    host_text = (ROOT / "stage4_prod" / "docker-compose.host.yml").read_text(encoding="utf-8")
+    host = yaml.safe_load(host_text.replace("!reset", ""))  # Compose's own tag, unknown to PyYAML
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert compose["x-api"]["environment"]["FORWARDED_ALLOW_IPS"] == subnet  # the proxy's network, never "*"
+    for colour in ("blue", "green"):
+        assert host["services"][colour]["environment"]["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    dockerfile = (ROOT / "stage4_prod" / "Dockerfile").read_text(encoding="utf-8")
+    assert (
+        '--forwarded-allow-ips \\"$FORWARDED_ALLOW_IPS\\"' in dockerfile
+        and "FORWARDED_ALLOW_IPS=127.0.0.1" in dockerfile
+    )
+
+
+def test_stage4_images_are_named_by_variables():
+    import yaml
+
+    services = yaml.safe_load((ROOT / "stage4_prod" / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+    assert services["blue"]["image"] == "${IMAGE:-pompe-anomalies-etape4}:${BLUE_TAG:-4.0.0}"
+    assert services["green"]["image"] == "${IMAGE:-pompe-anomalies-etape4}:${GREEN_TAG:-4.0.0}"
+    assert services["proxy"]["image"] == "${PROXY_IMAGE:-pompe-proxy-etape4}:${PROXY_TAG:-4.0.0}"

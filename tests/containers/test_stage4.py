@@ -119,9 +119,14 @@ def stack(tmp_path_factory):
              "operator"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-        key = re.search(r"^\s+(pk_\S+)$", created.stdout, re.MULTILINE)
-        assert key, created.stdout + created.stderr
-        yield {"env": env, "compose": compose, "key": key.group(1)}
+        auditor = subprocess.run(
+            [*compose, "exec", "-T", "blue", "python", "-m", "stage4_prod.keys", "create", "--name", "ct-audit",
+             "--role", "auditor"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        key, auditor_key = created.stdout.strip(), auditor.stdout.strip()
+        assert key.startswith("pk_") and auditor_key.startswith("pk_"), created.stderr + auditor.stderr
+        yield {"env": env, "compose": compose, "key": key, "auditor": auditor_key}
     finally:
         subprocess.run(
             [*compose, "down", "-v", "--remove-orphans"], cwd=ROOT, env=env, capture_output=True, timeout=120
@@ -145,6 +150,46 @@ def test_the_proxy_is_the_door_and_keys_are_required(stack):
         assert state["State"]["Health"]["Status"] == "healthy"
         assert state["HostConfig"]["ReadonlyRootfs"] is True
         assert state["Config"]["User"] not in ("", "0", "root")
+
+
+def audit_rows(stack, source: str) -> list[dict]:
+    answer = httpx.get(
+        f"{PROXY}/audit", params={"kind": "prediction", "limit": 1000}, headers={"X-API-Key": stack["auditor"]}
+    )
+    assert answer.status_code == 200, answer.text
+    return [row for row in answer.json()["rows"] if row["source"] == source]
+
+
+def test_behind_the_proxy_the_audit_records_the_client_nginx_saw(stack):
+    # The client calls from 127.0.0.2 (still this machine's loopback): nginx sees 127.0.0.2, the API sees nginx.
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport, base_url=PROXY, timeout=10) as client:
+        answer = client.post("/predict", json=EXAMPLE_READING, headers={"X-API-Key": stack["key"]})
+    assert answer.status_code == 200, answer.text
+    row = next(r for r in audit_rows(stack, "api") if r["request_id"] == answer.json()["request_id"])
+    assert row["client"] == "127.0.0.2"
+
+
+def test_a_stream_through_the_proxy_carries_nginxs_request_id_and_client_into_the_audit(stack):
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", 8004), source_address=("127.0.0.2", 0))
+    with connect("ws://127.0.0.1:8004/stream", sock=sock, additional_headers={"X-API-Key": stack["key"]}) as ws:
+        ws.send(json.dumps(EXAMPLE_READING))
+        answer = json.loads(ws.recv(timeout=10))
+    for _ in range(20):  # nginx writes a WebSocket's log line when the connection has closed
+        logs = subprocess.run(
+            [*stack["compose"], "logs", "--no-log-prefix", "proxy"], cwd=ROOT, env=stack["env"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        handshakes = re.findall(r"\[(\w+)\] 127\.0\.0\.2 \"GET /stream\" 101", logs.stdout)
+        if handshakes:
+            break
+        time.sleep(0.5)
+    assert handshakes, logs.stdout[-2000:]
+    assert answer["request_id"] == f"{handshakes[-1]}-1"  # nginx's id for the handshake, then the reading's rank
+    row = next(r for r in audit_rows(stack, "stream") if r["request_id"] == answer["request_id"])
+    assert row["client"] == "127.0.0.2"
 
 
 def test_deploy_and_rollback_under_load_lose_no_request(stack):

@@ -77,6 +77,22 @@ def test_every_source_is_audited_one_row_per_reading_and_the_chain_verifies(clie
     assert len(logged) == len(rows) and set(logged["request_id"]) == {r["request_id"] for r in rows}
 
 
+def test_stream_readings_carry_the_handshakes_request_id_into_the_audit(client, keys, state_db):
+    """Behind the proxy, the handshake's X-Request-ID (nginx's) links each reading to the proxy's log line."""
+    with client.websocket_connect("/stream", headers={**op(keys), "X-Request-ID": "nginx-3f2a"}) as ws:
+        answers = []
+        for _ in range(3):
+            ws.send_json(EXAMPLE_READING)
+            answers.append(ws.receive_json()["request_id"])
+    with client.websocket_connect("/stream", headers={**op(keys), "X-Request-ID": "bad id\nwith newline"}) as ws:
+        ws.send_json(EXAMPLE_READING)
+        unsafe = ws.receive_json()["request_id"]
+    assert answers == ["nginx-3f2a-1", "nginx-3f2a-2", "nginx-3f2a-3"]
+    assert unsafe.endswith("-1") and " " not in unsafe and len(unsafe) <= 64  # an unsafe id is replaced
+    audited = [r["request_id"] for r in audit.query(state_db, kind="prediction", limit=10) if r["source"] == "stream"]
+    assert sorted(audited) == sorted([*answers, unsafe])
+
+
 def test_scores_are_those_of_stage_3_for_the_same_readings(client, keys, loaded_model):
     one = client.post("/predict", json=EXAMPLE_READING, headers=op(keys)).json()
     assert one["score"] == stage3_scoring.score_reading(loaded_model, EXAMPLE_READING)["score"]

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_create_list_revoke(tmp_path, capsys):
     db = str(tmp_path / "state.sqlite")
     assert keys.main(["--db", db, "--par", "admin", "create", "--name", "atelier-nord", "--role", "operator"]) == 0
-    out = capsys.readouterr().out
-    key = re.search(r"pk_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}", out).group(0)
-    assert "Copiez-la maintenant : elle ne sera plus jamais affichée" in out
+    printed = capsys.readouterr()
+    key = printed.out.strip()  # alone on stdout, so that a script can capture it
+    assert re.fullmatch(r"pk_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}", key)
+    assert "Copiez-la maintenant : elle ne sera plus jamais affichée" in printed.err
     assert auth.authenticate(db, key).name == "atelier-nord"
     assert keys.main(["--db", db, "list"]) == 0
     listing = capsys.readouterr().out
@@ -49,7 +50,7 @@ def test_module_runs_as_a_command(tmp_path):
         timeout=60,
         check=True,
     )
-    assert "rôle reader" in done.stdout and (tmp_path / "s.sqlite").is_file()
+    assert "rôle reader" in done.stderr and done.stdout.startswith("pk_") and (tmp_path / "s.sqlite").is_file()
     wrong = subprocess.run(
         [sys.executable, "-m", "stage4_prod.keys", "create", "--name", "x", "--role", "root"],
         capture_output=True,
