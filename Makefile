@@ -55,7 +55,7 @@ demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage3_preprod.tour
 	$(PY) -m stage4_prod.tour
 
-test: $(STAMP) ## Lance tous les tests (ceux des conteneurs sont ignorés, et signalés, sans moteur Docker) ; une partie : make test TESTS=tests/stage4_prod
+test: $(STAMP) ## Lance tous les tests (sans moteur Docker, ceux des conteneurs sont ignorés et signalés ; avec CI=true, ils échouent) ; une partie : make test TESTS=tests/stage4_prod
 	$(PY) -m pytest $(TESTS)
 
 lint: $(STAMP) ## Vérifie le style du code (ruff)
