@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3.11
+# python3.11 when installed (the images' version), else python3: 3.11 or newer either way (Debian 13: 3.13).
+PYTHON ?= $(if $(shell command -v python3.11),python3.11,python3)
+PYTHON_CHECK = import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "Python 3.11 ou plus récent requis, %s est en %d.%d : make clean puis make venv PYTHON=python3.11" % (sys.executable, v[0], v[1]))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt stage*/requirements.txt | sha256sum | cut -c1-12)
@@ -24,8 +26,8 @@ help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements-dev.txt $(wildcard stage*/requirements.txt)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 requis"' 
+	@test -x $(PY) || { $(PYTHON) -c '$(PYTHON_CHECK)' && $(PYTHON) -m venv $(VENV); }
+	@$(PY) -c '$(PYTHON_CHECK)'
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
