@@ -24,7 +24,13 @@ from stage4_prod.bluegreen import append_history
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 # The first major of each action that runs on Node 24 (GitHub's runners dropped Node 20 in September 2026).
-NODE24_MAJORS = {"actions/checkout": 5, "actions/setup-python": 6, "actions/cache": 5, "docker/login-action": 4}
+NODE24_MAJORS = {
+    "actions/checkout": 5,
+    "actions/setup-python": 6,
+    "actions/setup-node": 5,
+    "actions/cache": 5,
+    "docker/login-action": 4,
+}
 SEMVER_TAGS = ["v1.2.3", "v4.0.0", "v10.20.30"]
 NOT_RELEASE_TAGS = ["v1.2.3-rc1", "v1.2", "1.2.3", "v1.2.3.4", "va.b.c", "v1.2.3 ", "v1.2.x"]
 
