@@ -54,7 +54,7 @@ STEPS = {
     "1D": "1 jour",
     "7D": "7 jours",
 }
-MAX_BUCKETS = 120
+MAX_BUCKETS = 100
 
 # Date labels in French order, never below the second: ticks of 6 levels (years, months, days,
 # hours, minutes, seconds), the label of a tick that opens the level above, and the offset that

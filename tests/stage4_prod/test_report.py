@@ -114,7 +114,7 @@ def tick_labels(figure, ax) -> list[str]:
         (timedelta(hours=12), "10min"),
         (timedelta(days=1), "1h"),
         (timedelta(days=7), "6h"),
-        (timedelta(days=30), "1D"),
+        (timedelta(days=29), "1D"),
         (timedelta(days=365), "7D"),
     ],
 )
