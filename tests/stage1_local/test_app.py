@@ -15,8 +15,10 @@ from common.data import load_csv, write_csv
 from common.schema import EXAMPLE_READING, SENSORS
 from common.simulator import simulate
 from stage1_local import app as app_module
-from stage1_local import scoring
-from stage1_local.app import Downloads, app
+from stage1_local import pages, scoring
+from stage1_local.app import app
+from stage1_local.pages import Downloads
+from stage1_local.settings import SettingsError, get_settings
 from tests.conftest import TEST_VERSION
 
 # A pump in trouble: bearing-side vibration x10, flow /3 against a pressure x20 (a closing valve),
@@ -166,12 +168,12 @@ def test_typed_text_is_escaped_in_the_page(client):
     response = client.post("/", data=form(equipment_id='<b>"pompe"</b>', current="<i>1</i>"))
     assert response.status_code == 422
     assert "<b>" not in response.text and "<i>" not in response.text
-    assert "&lt;b&gt;&quot;pompe&quot;&lt;/b&gt;" in response.text
+    assert "&lt;b&gt;&#34;pompe&#34;&lt;/b&gt;" in response.text  # Jinja2 autoescapes every value
     assert "« <i>1</i> » n'est pas un nombre" in errors(response.text)[0]
 
 
 def test_scikit_learn_work_runs_in_plain_def_endpoints():
-    for endpoint in (app_module.score_form, app_module.score_upload, app_module.show_form):
+    for endpoint in (pages.score_form, pages.score_upload, pages.show_form, pages.download):
         assert not inspect.iscoroutinefunction(endpoint)
 
 
@@ -224,7 +226,7 @@ def test_upload_shows_summary_anomalies_and_offers_the_scored_file(client, loade
 
 
 def test_anomaly_table_is_capped(client, valve_csv, monkeypatch):
-    monkeypatch.setattr(app_module, "MAX_ROWS_SHOWN", 3)
+    monkeypatch.setattr(pages, "MAX_ROWS_SHOWN", 3)
     response = upload(client, valve_csv)
     assert response.status_code == 200
     assert response.text.count("<tr><td>2026-01-05") == 3
@@ -349,3 +351,30 @@ def test_main_prints_the_address_in_french(monkeypatch, capsys):
     app_module.main()
     assert seen == {"host": "127.0.0.1", "port": 8123}
     assert "ouvrez http://127.0.0.1:8123/" in capsys.readouterr().out
+
+
+def test_the_page_uses_one_stylesheet_served_as_a_static_file(client):
+    html = client.get("/").text
+    assert '<link rel="stylesheet" href="/static/style.css">' in html and "<style" not in html
+    css = client.get("/static/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "input[aria-invalid=true]" in css.text
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PORT", "huit mille"), ("MAX_UPLOAD_BYTES", "20 Mo")])
+def test_a_bad_setting_names_its_variable_in_french(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        get_settings()
+    assert (
+        str(error.value) == f"variable d'environnement à corriger : {variable} : « {value} » n'est pas un nombre entier"
+    )
+
+
+def test_settings_have_safe_defaults_and_an_empty_variable_counts_as_unset(monkeypatch):
+    for name in ("HOST", "PORT", "MAX_UPLOAD_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODEL_VERSION", "")
+    settings = get_settings()
+    assert (settings.host, settings.port, settings.max_upload_bytes) == ("127.0.0.1", 8001, 20 * 1024 * 1024)
+    assert settings.model_version is None

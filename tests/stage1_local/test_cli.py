@@ -29,10 +29,14 @@ def test_one_abnormal_reading(model_env, capsys):
     assert "Décision : Anomalie" in capsys.readouterr().out
 
 
-def test_decimal_comma_is_accepted(model_env, capsys):
+def test_decimal_comma_is_read_as_a_decimal_point(model_env, capsys):
+    assert predict.main(reading_args(current=1.2)) == 0
+    with_point = capsys.readouterr().out
     args = reading_args()
     args[args.index("--current") + 1] = "1,2"
     assert predict.main(args) == 0
+    with_comma = capsys.readouterr().out
+    assert with_comma.startswith("Décision : Normal (score ") and with_comma == with_point
 
 
 @pytest.mark.parametrize(
