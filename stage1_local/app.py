@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from common.registry import RegistryError
 
 from . import errors, pages, scoring
+from .logging_config import configure_logging
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI):
     """Read the settings and load the model once; without a model the pages say so (503)."""
     app.state.settings = get_settings()
+    configure_logging(app.state.settings.log_level)
     app.state.downloads = pages.Downloads()
     app.state.model, app.state.model_error = None, None
     try:

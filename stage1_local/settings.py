@@ -9,8 +9,9 @@ variable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.messages import reason
@@ -25,6 +26,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8001
     max_upload_bytes: int = 20 * 1024 * 1024
+    log_level: Annotated[str, StringConstraints(to_upper=True)] = "INFO"
 
 
 class SettingsError(ValueError):

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from common.schema import EXAMPLE_READING, SENSORS
 from stage1_local import scoring as stage1_scoring
-from stage2_shared import __version__
+from stage2_shared import __version__, api, deps, pages
 from stage2_shared import app as app_module
 from stage2_shared.app import app
 from tests.conftest import TEST_VERSION
@@ -105,9 +105,9 @@ def test_integers_are_accepted_as_numbers(client):
 
 
 def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_hop_to_a_thread():
-    for endpoint in (app_module.show_form, app_module.score_form, app_module.score_upload, app_module.download):
+    for endpoint in (pages.show_form, pages.score_form, pages.score_upload, pages.download):
         assert not inspect.iscoroutinefunction(endpoint)  # run in the thread pool: the event loop stays free
-    for endpoint in (app_module.predict, app_module.health, app_module.version, app_module.get_model):
+    for endpoint in (api.predict, api.health, api.version, deps.get_model):
         assert inspect.iscoroutinefunction(endpoint)  # 0.1 ms of numpy: a thread hop would cost more than the work
 
 
