@@ -17,6 +17,13 @@ logger = logging.getLogger(__name__)
 HTTP_MESSAGES = {400: "requête mal formée", 404: "page introuvable", 405: "méthode non autorisée sur cette adresse"}
 
 
+def error_response(
+    request: Request, status_code: int, detail: str, errors: list[dict[str, str]] | None = None
+) -> Response:
+    """The French error a person gets: a page listing what to fix."""
+    return error_page(request, status_code, *([e["message"] for e in errors] if errors else [detail]))
+
+
 def no_model(request: Request, exc: ModelUnavailable) -> Response:
     return error_page(request, 503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}")
 
@@ -32,14 +39,14 @@ def invalid_request(request: Request, exc: RequestValidationError) -> Response:
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     message = HTTP_MESSAGES.get(exc.status_code, f"requête refusée (code {exc.status_code})")
-    response = error_page(request, exc.status_code, message)
+    response = error_response(request, exc.status_code, message)
     response.headers.update(exc.headers or {})
     return response
 
 
 def internal_error(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_page(request, 500, "erreur interne du service : elle est consignée dans son journal")
+    return error_response(request, 500, "erreur interne du service : elle est consignée dans son journal")
 
 
 HANDLERS = {
