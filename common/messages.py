@@ -5,8 +5,9 @@ the location of the field, the input and a context (``{"le": 500.0}``). This mod
 that into a sentence a person reads, naming the field, so that the API, the web form and
 the command line word the same mistake the same way:
 
->>> from common.readings import Reading
 >>> from pydantic import ValidationError
+>>> from common.readings import Reading
+>>> from common.schema import EXAMPLE_READING
 >>> try:
 ...     Reading.model_validate({**EXAMPLE_READING, "voltage": 9000})
 ... except ValidationError as exc:
@@ -21,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from common.schema import BY_NAME, EQUIPMENT_ID, EXAMPLE_READING, SENSORS, ValidationError  # noqa: F401 (doctest)
+from common.schema import BY_NAME, EQUIPMENT_ID, SENSORS, ValidationError
 
 # The French label of each field a person fills in; a message names the field by label and name.
 LABELS: dict[str, str] = {**{s.name: s.label for s in SENSORS}, EQUIPMENT_ID: "Identifiant de l'équipement"}

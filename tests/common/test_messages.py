@@ -64,7 +64,7 @@ def test_missing_unknown_and_badly_typed_fields_are_named():
             "message": "courant : champ inconnu (vérifiez l'orthographe ; voir /docs pour la liste des champs)",
         },
     ]
-    assert str(first_error([{"type": "missing", "loc": ("current",)}, *[]])) == "current : valeur manquante"
+    assert str(first_error([{"type": "missing", "loc": ("current",)}])) == "current : valeur manquante"
 
 
 @pytest.mark.parametrize(
