@@ -96,6 +96,8 @@ def reason(error: Mapping[str, Any], name: str) -> str:
         "string_too_short": f"au moins {ctx.get('min_length')} caractère(s)",
         "int_parsing": f"« {value} » n'est pas un nombre entier",
         "int_type": f"nombre entier attendu, reçu {shown(value)}",
+        "greater_than_equal": f"{value} refusé : {ctx.get('ge')} au moins",
+        "less_than_equal": f"{value} refusé : {ctx.get('le')} au plus",
         "bool_parsing": f"« {value} » n'est ni vrai ni faux (true, false, 1, 0)",
     }
     if kind.startswith("datetime"):

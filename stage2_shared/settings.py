@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import StringConstraints, ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.messages import reason
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     models_dir: Path = DEFAULT_MODELS_DIR
     model_version: str | None = None  # None: the latest version in the registry
     host: str = "127.0.0.1"
-    port: int = 8002
+    port: int = Field(8002, ge=1, le=65535)
     max_upload_bytes: int = 20 * 1024 * 1024
     max_body_bytes: int = 16 * 1024  # JSON API requests; a reading is a few hundred bytes
     git_commit: str = "inconnu"  # set at image build (ARG -> ENV)

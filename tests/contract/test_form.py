@@ -343,3 +343,10 @@ def test_a_bad_setting_names_its_variable_in_french(stage, monkeypatch, variable
     assert (
         str(error.value) == f"variable d'environnement à corriger : {variable} : « {value} » n'est pas un nombre entier"
     )
+
+
+def test_a_port_out_of_range_is_refused_naming_the_variable(stage, monkeypatch):
+    settings = stage_module(stage, "settings")
+    monkeypatch.setenv("PORT", "80000")
+    with pytest.raises(settings.SettingsError, match="PORT : 80000 refusé : 65535 au plus"):
+        settings.get_settings()
