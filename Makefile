@@ -221,15 +221,21 @@ docs-if-possible:
 	@if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then $(MAKE) --no-print-directory docs; \
 	else echo "make docs ignoré : il faut /usr/bin/chromium et npm (les SVG déjà dessinés restent vérifiés par les tests)"; fi
 
-diff: ## Ce qu'une étape change dans le code d'une autre (sans caches) : make diff FROM=2 TO=3
+DIFF_CACHES := --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
+	--exclude=.ipynb_checkpoints --exclude=.mypy_cache
+DIFF_APART := README.md tour.py  # the step's prose and guided tour, shown after the code
+
+diff: ## Ce qu'une étape change dans le code d'une autre (fichiers nouveaux en entier ; README et visite guidée à part) : make diff FROM=2 TO=3
 	@test -n "$(call stage_dir,$(FROM))" -a -n "$(call stage_dir,$(TO))" || { \
 	  echo "Indiquez deux numéros d'étape de 1 à 4 : make diff FROM=2 TO=3 (reçu FROM=$(FROM) TO=$(TO))" >&2; exit 2; }
 	@for pair in $(filter $(FROM):%,$(STAGE_FOLDERS)) $(filter $(TO):%,$(STAGE_FOLDERS)); do test -d $${pair#*:} || { \
 	  echo "L'étape $${pair%%:*} ($${pair#*:}/) n'existe pas encore dans ce dépôt ; présentes : $$(ls -d stage*_*/ | tr -d / | xargs)" >&2; \
 	  exit 2; }; done
-	@diff -ru --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
-	  --exclude=.ipynb_checkpoints --exclude=.mypy_cache $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)); \
-	  test $$? -le 1
+	@echo "=== Le code : de $(call stage_dir,$(FROM)) à $(call stage_dir,$(TO)) (notebook, README et visite guidée à part) ==="
+	@diff -ruN $(DIFF_CACHES) --exclude='*.ipynb' $(foreach f,$(DIFF_APART),--exclude=$(f)) \
+	  $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)); test $$? -le 1
+	@echo; echo "=== Le README de l'étape et la visite guidée (make demo) ==="
+	@for f in $(DIFF_APART); do diff -uN $(call stage_dir,$(FROM))/$$f $(call stage_dir,$(TO))/$$f; test $$? -le 1 || exit 2; done
 
 # Benchmarks (not part of ci): the figures of docs/performances.md, on 127.0.0.1 only. bench-peers adds
 # mlflow models serve, installed in its own virtual environment (bench/.venv-mlflow), never in the project's.

@@ -1,14 +1,20 @@
-"""Sensor schema of the pump bench: names, units, plausible ranges, validation.
+"""Sensor schema of the pump bench: names, units, plausible ranges.
 
 The eight channels follow SKAB (a real water-pump test bench). CSV files use the
 SKAB spellings (``Accelerometer1RMS``...); JSON and Python code use snake_case
 (``accelerometer1_rms``...). Every refusal names the field in French, so that a
 person reading the message knows which value to fix.
 
+A reading is validated by the pydantic model ``common.readings.Reading`` and its
+refusals are worded by ``common.messages``. ``check_value`` and ``validate_reading``
+below are what stages 3 and 4 still call until they move to that model (the tests of
+``common.messages`` check that both word every refusal alike); ``invalid_rows`` checks
+whole CSV files column by column.
+
 >>> validate_reading({**EXAMPLE_READING, "voltage": 9000})
 Traceback (most recent call last):
 ...
-common.schema.ValidationError: voltage : 9000.0 V est hors de la plage plausible [0, 500] V
+common.schema.ValidationError: voltage : 9000 V est hors de la plage plausible [0, 500] V
 """
 
 from __future__ import annotations

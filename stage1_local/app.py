@@ -3,106 +3,36 @@
     python -m stage1_local.app      # then open http://127.0.0.1:8001
 
 One reading typed in a form, or a SKAB-format CSV file, is scored with the registered
-model, loaded once at startup. Pages are plain HTML built by small functions, every
-dynamic value goes through ``html.escape``, and no JavaScript is needed. Everything a
-person reads is in French; a mistake they can make gets a French page with a 4xx status.
+model, loaded once at startup. This module builds the application: the lifespan that
+loads the model, the pages (``pages.py``, Jinja2 templates and one stylesheet) and the
+French error pages (``errors.py``). No JavaScript is needed.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import re
-import secrets
-import threading
-from collections import OrderedDict
 from contextlib import asynccontextmanager
-from html import escape
 from pathlib import Path
-from typing import Annotated, Any
 
-import pandas as pd
 import uvicorn
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
-from pydantic import create_model
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from common.data import DataError, write_csv
-from common.registry import LoadedModel, RegistryError
-from common.schema import (
-    DEFAULT_EQUIPMENT_ID,
-    EQUIPMENT_ID,
-    EQUIPMENT_ID_MAX_LENGTH,
-    EXAMPLE_READING,
-    SENSORS,
-    TIMESTAMP,
-    Sensor,
-    ValidationError,
-    check_value,
-)
-from stage1_local import scoring
-from stage1_local.settings import get_settings
+from common.registry import RegistryError
+
+from . import errors, pages, scoring
+from .logging_config import configure_logging
+from .settings import get_settings
 
 logger = logging.getLogger(__name__)
-
-MAX_DOWNLOADS = 20  # scored files kept in memory for download; the oldest is forgotten first
-MAX_ROWS_SHOWN = 50
-EQUIPMENT_LABEL = "Identifiant de l'équipement"
-NUMBER = 'type="number" step="any"'
-TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
-HTTP_MESSAGES = {400: "requête mal formée", 404: "page introuvable", 405: "méthode non autorisée sur cette adresse"}
-CSS = """
-body{font-family:system-ui,sans-serif;margin:0;background:#f3f5f8;color:#1d2733}
-main{max-width:62rem;margin:1.5rem auto;padding:0 1rem}
-section{background:#fff;border-radius:8px;padding:1rem 1.5rem 1.5rem;margin-bottom:1.5rem;box-shadow:0 1px 3px #0003}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(17rem,1fr));gap:.9rem 1.5rem}
-label{display:block;font-weight:600;font-size:.9rem;margin-bottom:.2rem}
-input{width:100%;box-sizing:border-box;padding:.4rem;font-size:1rem;border:1px solid #9aa5b1;border-radius:4px}
-input[aria-invalid=true]{border:2px solid #c62828;background:#fdecea}
-small,.note{color:#5f6b7a;font-size:.85rem}
-button{margin-top:1rem;padding:.6rem 1.4rem;font-size:1rem;background:#1565c0;color:#fff;border:0;border-radius:4px}
-.box{margin-top:1rem;padding:.8rem 1rem;border-radius:6px;border-left:6px solid}
-.normal{background:#e8f5e9;border-color:#2e7d32}.anomalie{background:#fdecea;border-color:#c62828}
-.error{background:#fff4e5;border-color:#ef6c00}
-#decision{font-size:1.6rem}
-.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.8rem;width:100%}
-th,td{border-bottom:1px solid #dde3ea;padding:.3rem .4rem;text-align:right}td:first-child{white-space:nowrap}
-"""
-
-
-class ModelUnavailable(Exception):
-    """No usable model was found at startup; the message (French) says why."""
-
-
-class Downloads:
-    """The last scored files, kept in memory so that a result page can link to them."""
-
-    def __init__(self, capacity: int = MAX_DOWNLOADS):
-        self.capacity = capacity
-        self._files: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._lock = threading.Lock()  # endpoints run in a thread pool
-
-    def add(self, filename: str, content: bytes) -> str:
-        """Keep a file and return the unguessable token that fetches it."""
-        token = secrets.token_urlsafe(16)
-        with self._lock:
-            self._files[token] = (filename, content)
-            while len(self._files) > self.capacity:
-                self._files.popitem(last=False)
-        return token
-
-    def get(self, token: str) -> tuple[str, bytes] | None:
-        with self._lock:
-            return self._files.get(token)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Read the settings and load the model once; without a model the pages say so (503)."""
     app.state.settings = get_settings()
-    app.state.downloads = Downloads()
+    configure_logging(app.state.settings.log_level)
+    app.state.downloads = pages.Downloads()
     app.state.model, app.state.model_error = None, None
     try:
         app.state.model = scoring.load_model(app.state.settings)
@@ -113,254 +43,10 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Détection d'anomalies sur la pompe (étape 1)", lifespan=lifespan)
-
-
-def get_model(request: Request) -> LoadedModel:
-    if request.app.state.model is None:
-        raise ModelUnavailable(request.app.state.model_error)
-    return request.app.state.model
-
-
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
-# Every field is optional text: a missing or wrong value is reported by us, in French, naming the field.
-ReadingForm = create_model("ReadingForm", equipment_id=(str, ""), **{s.name: (str, "") for s in SENSORS})
-
-
-# ---- HTML building blocks -------------------------------------------------------------------------
-
-
-def page(body: str, status_code: int = 200) -> HTMLResponse:
-    """A complete French HTML page around ``body`` (already escaped)."""
-    return HTMLResponse(
-        '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Détection d'anomalies – pompe</title><style>{CSS}</style></head>"
-        f"<body><main><h1>Détection d'anomalies sur la pompe</h1>{body}</main></body></html>",
-        status_code=status_code,
-    )
-
-
-def error_box(*messages: str) -> str:
-    items = "".join(f"<li>{escape(m)}</li>" for m in messages)
-    return f'<div class="box error" role="alert"><ul>{items}</ul></div>'
-
-
-def error_page(status_code: int, *messages: str) -> HTMLResponse:
-    return page(f'<section>{error_box(*messages)}<p><a href="/">Retour au formulaire</a></p></section>', status_code)
-
-
-def field(name: str, label: str, attrs: str, value: str, hint: str, invalid: bool) -> str:
-    """A labelled input with a hint below it; ``attrs`` (type, step...) are fixed text, not user data."""
-    return (
-        f'<div><label for="{name}">{escape(label)}</label><input id="{name}" name="{name}" {attrs} '
-        f'value="{escape(value)}" aria-invalid="{str(invalid).lower()}"><small>{escape(hint)}</small></div>'
-    )
-
-
-def plausible(sensor: Sensor) -> str:
-    return f"plage plausible : {sensor.low:g} à {sensor.high:g} {sensor.unit}"
-
-
-def reading_section(values: dict[str, str], errors: dict[str, str], result: str = "") -> str:
-    """The one-reading form, pre-filled with ``values``, followed by errors or the result."""
-    fields = [
-        field(s.name, f"{s.label} ({s.unit})", NUMBER, values[s.name], plausible(s), s.name in errors) for s in SENSORS
-    ]
-    hint, invalid = f"par défaut : {DEFAULT_EQUIPMENT_ID}", EQUIPMENT_ID in errors
-    fields.append(field(EQUIPMENT_ID, f"{EQUIPMENT_LABEL} (facultatif)", TEXT, values[EQUIPMENT_ID], hint, invalid))
-    outcome = error_box(*errors.values()) if errors else result
-    return (
-        '<section id="mesure"><h2>Une mesure</h2><p class="note">Saisissez les valeurs des capteurs '
-        "(virgule ou point décimal), puis cliquez sur « Analyser la mesure ».</p>"
-        f'<form method="post" action="/#mesure"><div class="grid">{"".join(fields)}</div>'
-        f'<button type="submit">Analyser la mesure</button></form>{outcome}</section>'
-    )
-
-
-def reading_result(result: dict[str, Any], equipment_id: str) -> str:
-    css = "anomalie" if result["decision"] == scoring.ANOMALY else "normal"
-    return (
-        f'<div class="box {css}" id="resultat"><p>Décision : '
-        f'<strong id="decision">{escape(result["decision"])}</strong></p>'
-        f"<p>Score {result['score']:.3f} (seuil d'alarme {result['threshold']:.3f} : au-delà, anomalie) – "
-        f"équipement {escape(equipment_id)} – modèle {escape(result['model_version'])}</p></div>"
-    )
-
-
-def size(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:g} Mo" if n_bytes >= 2**20 else f"{n_bytes} octets"
-
-
-def file_section(outcome: str, limit: int) -> str:
-    return (
-        '<section id="fichier"><h2>Un fichier de mesures</h2><p class="note">Fichier CSV au format SKAB : '
-        "séparateur « ; », colonne datetime (AAAA-MM-JJ hh:mm:ss) puis les huit capteurs, encodage UTF-8, "
-        f"{size(limit)} au plus.</p>"
-        '<form method="post" action="/fichier#fichier" enctype="multipart/form-data">'
-        '<input type="file" name="fichier" accept=".csv,text/csv">'
-        f'<button type="submit">Analyser le fichier</button></form>{outcome}</section>'
-    )
-
-
-def anomaly_table(scored: pd.DataFrame) -> str:
-    """The first anomalous rows of a scored file, as an HTML table."""
-    rows = scored[scored["decision"] == scoring.ANOMALY].head(MAX_ROWS_SHOWN)
-    if rows.empty:
-        return ""
-    head = "".join(f"<th>{escape(s.label)} ({escape(s.unit)})</th>" for s in SENSORS)
-    body = "".join(
-        f"<tr><td>{escape(str(r[TIMESTAMP]))}</td><td>{r['score']:.3f}</td><td>{escape(str(r[EQUIPMENT_ID]))}</td>"
-        + "".join(f"<td>{r[s.name]:.4g}</td>" for s in SENSORS)
-        + "</tr>"
-        for _, r in rows.iterrows()
-    )
-    return (
-        f'<h3>Mesures anormales (les {MAX_ROWS_SHOWN} premières au plus)</h3><div class="scroll"><table>'
-        f"<tr><th>Date</th><th>Score</th><th>Équipement</th>{head}</tr>{body}</table></div>"
-    )
-
-
-def file_result(scored: pd.DataFrame, summary: str, token: str, filename: str) -> str:
-    lines = "".join(f"<p>{escape(line)}</p>" for line in summary.splitlines())
-    css = "anomalie" if (scored["decision"] == scoring.ANOMALY).any() else "normal"
-    return (
-        f'<div class="box {css}" id="resultat-fichier">{lines}<p><a href="/fichier/{escape(token)}" '
-        f'download="{escape(filename)}">Télécharger le fichier avec les scores ({escape(filename)})</a></p></div>'
-        + anomaly_table(scored)
-    )
-
-
-def home(
-    request: Request,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    result: str = "",
-    file_outcome: str = "",
-    status_code: int = 200,
-) -> HTMLResponse:
-    """The page with both forms; ``values`` default to an example of a normal reading."""
-    values = values or {**{k: f"{v:g}" for k, v in EXAMPLE_READING.items()}, EQUIPMENT_ID: ""}
-    limit = request.app.state.settings.max_upload_bytes
-    return page(reading_section(values, errors or {}, result) + file_section(file_outcome, limit), status_code)
-
-
-# ---- Reading the inputs ---------------------------------------------------------------------------
-
-
-def parse_number(name: str, text: str) -> float:
-    """Form text to a checked float, accepting a French decimal comma ("0,027").
-
-    Raises ValidationError naming the field if the text is empty, not a number, NaN,
-    infinite or outside the sensor's plausible range.
-    """
-    cleaned = text.strip().replace(",", ".")
-    if not cleaned:
-        raise ValidationError(name, "valeur manquante")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise ValidationError(name, f"« {text.strip()} » n'est pas un nombre") from None
-    return check_value(name, value)
-
-
-def download_name(uploaded: str | None) -> str:
-    """A safe file name for the scored copy of an uploaded file."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(uploaded or "").stem)[:80]
-    return f"{stem or 'mesures'}_scores.csv"
-
-
-def scored_csv(scored: pd.DataFrame) -> bytes:
-    """The scored frame in SKAB's format; the equipment column only if it says something."""
-    buffer = io.StringIO()
-    write_csv(scored, buffer, with_equipment=set(scored[EQUIPMENT_ID]) != {DEFAULT_EQUIPMENT_ID})
-    return buffer.getvalue().encode("utf-8")
-
-
-# ---- Routes ---------------------------------------------------------------------------------------
-
-
-@app.get("/", response_class=HTMLResponse)
-def show_form(request: Request, model: ModelDep) -> HTMLResponse:
-    return home(request)
-
-
-@app.post("/", response_class=HTMLResponse)
-def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, Form()]) -> HTMLResponse:
-    """Score the typed reading, or show which values to fix (422)."""
-    raw = form.model_dump()
-    values, shown, errors = {}, {EQUIPMENT_ID: raw[EQUIPMENT_ID]}, {}
-    for s in SENSORS:
-        try:
-            values[s.name] = parse_number(s.name, raw[s.name])
-            shown[s.name] = repr(values[s.name]).removesuffix(".0")  # a number input drops a decimal comma
-        except ValidationError as exc:
-            shown[s.name], errors[s.name] = raw[s.name], f"{s.label} ({s.name}) : {exc.message}"
-    equipment_id = raw[EQUIPMENT_ID].strip() or DEFAULT_EQUIPMENT_ID
-    if len(equipment_id) > EQUIPMENT_ID_MAX_LENGTH:
-        errors[EQUIPMENT_ID] = f"{EQUIPMENT_LABEL} ({EQUIPMENT_ID}) : {EQUIPMENT_ID_MAX_LENGTH} caractères au plus"
-    if errors:
-        return home(request, shown, errors, status_code=422)
-    result = scoring.score_reading(model, values)
-    return home(request, shown, result=reading_result(result, equipment_id))
-
-
-@app.post("/fichier", response_class=HTMLResponse)
-def score_upload(request: Request, model: ModelDep, fichier: Annotated[UploadFile, File()]) -> HTMLResponse:
-    """Score an uploaded SKAB-format CSV: summary, anomalous rows and a download link."""
-    limit = request.app.state.settings.max_upload_bytes
-    data = fichier.file.read(limit + 1)
-    name = fichier.filename or "sans nom"
-    if len(data) > limit:
-        message = f"fichier « {name} » trop volumineux : {size(limit)} au plus"
-        return home(request, file_outcome=error_box(message), status_code=413)
-    try:
-        scored = scoring.score_file(model, data)
-    except DataError as exc:
-        return home(request, file_outcome=error_box(f"fichier « {name} » refusé : {exc}"), status_code=422)
-    filename = download_name(fichier.filename)
-    token = request.app.state.downloads.add(filename, scored_csv(scored))
-    return home(request, file_outcome=file_result(scored, scoring.summary(scored, model), token, filename))
-
-
-@app.get("/fichier/{token}")
-def download(request: Request, token: str) -> Response:
-    """The scored CSV of a recent upload (kept in memory, the last few only)."""
-    found = request.app.state.downloads.get(token)
-    if found is None:
-        return error_page(404, "résultat introuvable ou expiré : renvoyez le fichier pour l'analyser à nouveau")
-    filename, content = found
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(content, media_type="text/csv; charset=utf-8", headers=headers)
-
-
-# ---- Errors: always a French page, never a traceback ----------------------------------------------
-
-
-@app.exception_handler(ModelUnavailable)
-def no_model(request: Request, exc: ModelUnavailable) -> HTMLResponse:
-    return error_page(503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}")
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
-    fields = [str(e["loc"][-1]) for e in exc.errors()]
-    if "fichier" in fields:
-        return error_page(422, "aucun fichier reçu : choisissez un fichier CSV avant de cliquer sur « Analyser »")
-    return error_page(422, *(f"champ « {f} » manquant ou invalide" for f in fields))
-
-
-@app.exception_handler(StarletteHTTPException)
-def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
-    message = HTTP_MESSAGES.get(exc.status_code, f"requête refusée (code {exc.status_code})")
-    response = error_page(exc.status_code, message)
-    response.headers.update(exc.headers or {})
-    return response
-
-
-@app.exception_handler(Exception)
-def internal_error(request: Request, exc: Exception) -> HTMLResponse:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_page(500, "erreur interne du service : elle est consignée dans son journal")
+app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+app.include_router(pages.router)
+for exc_class, handler in errors.HANDLERS.items():
+    app.add_exception_handler(exc_class, handler)
 
 
 def main() -> None:

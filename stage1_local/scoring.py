@@ -8,9 +8,11 @@ from typing import Any
 import pandas as pd
 
 from common.data import Source, load_csv
+from common.readings import Reading
 from common.registry import LoadedModel, load
-from common.schema import DEFAULT_EQUIPMENT_ID, validate_reading
-from stage1_local.settings import Settings
+from common.schema import DEFAULT_EQUIPMENT_ID
+
+from .settings import Settings
 
 NORMAL = "Normal"
 ANOMALY = "Anomalie"
@@ -21,14 +23,13 @@ def load_model(settings: Settings) -> LoadedModel:
     return load(settings.model_version, settings.models_dir)
 
 
-def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one reading (snake_case keys) and score it alone.
+def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> dict[str, Any]:
+    """Score one reading alone: a ``Reading``, or snake_case keys validated into one.
 
     Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
-    Raises common.schema.ValidationError naming the faulty field.
+    Raises pydantic's ValidationError (``common.messages`` words it) for an invalid reading.
     """
-    values = validate_reading(reading)
-    score = loaded.model.score_reading(values)
+    score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
     return {
         "score": score,
         "decision": ANOMALY if score > loaded.model.threshold_ else NORMAL,

@@ -1,28 +1,42 @@
-"""Stage 1 configuration, read once from the environment with safe defaults."""
+"""Stage 1 configuration: one settings class, the only place that reads the environment.
+
+Each field is read from the variable of the same name in capitals (``PORT``,
+``MODELS_DIR``...), with a safe default; an empty variable counts as unset. A value
+that does not fit (``PORT=abc``) stops the service with a French message naming the
+variable.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.messages import reason
+from common.registry import DEFAULT_MODELS_DIR
 
 
-@dataclass(frozen=True)
-class Settings:
-    models_dir: Path
-    model_version: str | None  # None: the latest version in the registry
-    host: str
-    port: int
-    max_upload_bytes: int
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True)
+
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None  # None: the latest version in the registry
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=1, le=65535)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    log_level: Annotated[str, StringConstraints(to_upper=True)] = "INFO"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message (French) names it."""
 
 
 def get_settings() -> Settings:
-    from common.registry import models_dir
-
-    return Settings(
-        models_dir=models_dir(os.environ.get("MODELS_DIR")),
-        model_version=os.environ.get("MODEL_VERSION") or None,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8001")),
-        max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
-    )
+    """The settings read from the environment now; SettingsError names every variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{str(e['loc'][0]).upper()} : {reason(e, '')}" for e in exc.errors())
+        raise SettingsError(f"variable d'environnement à corriger : {problems}") from None

@@ -8,8 +8,9 @@ from pathlib import Path
 from common.data import write_csv
 from common.schema import EXAMPLE_READING, SENSORS
 from common.simulator import SCENARIO_LABELS, simulate
-from stage1_local.scoring import load_model, score_file, score_reading, summary
-from stage1_local.settings import get_settings
+
+from .scoring import load_model, score_file, score_reading, summary
+from .settings import get_settings
 
 ABNORMAL_READING = {**EXAMPLE_READING, "accelerometer1_rms": 0.30, "volume_flow_rate_rms": 8.0, "pressure": 0.9}
 

@@ -4,127 +4,34 @@
     curl -s http://127.0.0.1:8002/health
 
 ``POST /predict`` scores one reading sent as JSON; ``GET /health`` and ``GET /version``
-say whether the service is ready and exactly what runs (application, model, commit,
-build date); ``/docs`` documents it all in French. Stage 1's web form is still served,
-now to remote colleagues. The model is loaded once at startup. Everything a person reads
-is in French; a mistake they can make gets a French message naming the field and a 4xx
-status, never a traceback: an unexpected error answers 500 with the request id only, and
-the log holds the trace under that id.
+say whether the service is ready and exactly what runs (``api.py``); ``/docs`` documents
+it all in French. Stage 1's web form is still served, now to remote colleagues
+(``pages.py``). This module builds the application: the lifespan that configures the
+logs and loads the model, the routers, the French errors (``errors.py``) and two
+middlewares: the request log with its id, and the body size limit (``middleware.py``).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import re
-import secrets
-import threading
-from collections import OrderedDict
 from contextlib import asynccontextmanager
-from functools import partial
-from html import escape
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import pandas as pd
 import uvicorn
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
-from common.data import DataError, write_csv
-from common.registry import LoadedModel, RegistryError
-from common.schema import (
-    BY_NAME,
-    DEFAULT_EQUIPMENT_ID,
-    EQUIPMENT_ID,
-    EQUIPMENT_ID_MAX_LENGTH,
-    EXAMPLE_READING,
-    SENSORS,
-    TIMESTAMP,
-    Sensor,
-    ValidationError,
-    check_value,
-)
-from stage2_shared import __version__, scoring
-from stage2_shared.logging_config import configure_logging
-from stage2_shared.middleware import BodySizeLimit, RequestLog
-from stage2_shared.settings import get_settings
+from common.registry import RegistryError
+
+from . import __version__, api, errors, pages, scoring
+from .logging_config import configure_logging
+from .middleware import BodySizeLimit, RequestLog
+from .settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-MAX_DOWNLOADS = 20  # scored files kept in memory for download; the oldest is forgotten first
-MAX_ROWS_SHOWN = 50
-EQUIPMENT_LABEL = "Identifiant de l'équipement"
-NUMBER = 'type="number" step="any"'
-TEXT = f'type="text" maxlength="{EQUIPMENT_ID_MAX_LENGTH}"'
-HTTP_MESSAGES = {
-    400: "requête mal formée : corps illisible (JSON en UTF-8 attendu, ou formulaire multipart pour un fichier)",
-    404: "page introuvable",
-    405: "méthode non autorisée sur cette adresse",
-    415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
-}
-# What the json module says (in English) about a syntax error, as a French reader needs it.
-JSON_SYNTAX = {
-    "Expecting value": "valeur attendue",
-    "Expecting ',' delimiter": "virgule attendue",
-    "Expecting ':' delimiter": "deux-points attendus",
-    "Expecting property name enclosed in double quotes": "nom de champ entre guillemets attendu",
-    "Extra data": "texte en trop après le JSON",
-    "Unterminated string starting at": "texte entre guillemets jamais fermé",
-    "Invalid control character at": "caractère de contrôle interdit dans un texte",
-    "Invalid \\escape": "séquence d'échappement invalide",
-    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
-    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
-}
-FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
 MULTIPART_MARGIN = 64 * 1024  # room for the multipart envelope around an uploaded file
-CSS = """
-body{font-family:system-ui,sans-serif;margin:0;background:#f3f5f8;color:#1d2733}
-main{max-width:62rem;margin:1.5rem auto;padding:0 1rem}
-section{background:#fff;border-radius:8px;padding:1rem 1.5rem 1.5rem;margin-bottom:1.5rem;box-shadow:0 1px 3px #0003}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(17rem,1fr));gap:.9rem 1.5rem}
-label{display:block;font-weight:600;font-size:.9rem;margin-bottom:.2rem}
-input{width:100%;box-sizing:border-box;padding:.4rem;font-size:1rem;border:1px solid #9aa5b1;border-radius:4px}
-input[aria-invalid=true]{border:2px solid #c62828;background:#fdecea}
-small,.note{color:#5f6b7a;font-size:.85rem}
-button{margin-top:1rem;padding:.6rem 1.4rem;font-size:1rem;background:#1565c0;color:#fff;border:0;border-radius:4px}
-.box{margin-top:1rem;padding:.8rem 1rem;border-radius:6px;border-left:6px solid}
-.normal{background:#e8f5e9;border-color:#2e7d32}.anomalie{background:#fdecea;border-color:#c62828}
-.error{background:#fff4e5;border-color:#ef6c00}
-#decision{font-size:1.6rem}
-.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.8rem;width:100%}
-th,td{border-bottom:1px solid #dde3ea;padding:.3rem .4rem;text-align:right}td:first-child{white-space:nowrap}
-"""
-
-
-class ModelUnavailable(Exception):
-    """No usable model was found at startup; the message (French) says why."""
-
-
-class Downloads:
-    """The last scored files, kept in memory so that a result page can link to them."""
-
-    def __init__(self, capacity: int = MAX_DOWNLOADS):
-        self.capacity = capacity
-        self._files: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._lock = threading.Lock()  # endpoints run in a thread pool
-
-    def add(self, filename: str, content: bytes) -> str:
-        """Keep a file and return the unguessable token that fetches it."""
-        token = secrets.token_urlsafe(16)
-        with self._lock:
-            self._files[token] = (filename, content)
-            while len(self._files) > self.capacity:
-                self._files.popitem(last=False)
-        return token
-
-    def get(self, token: str) -> tuple[str, bytes] | None:
-        with self._lock:
-            return self._files.get(token)
 
 
 @asynccontextmanager
@@ -132,7 +39,7 @@ async def lifespan(app: FastAPI):
     """Read the settings and load the model once; without a model the pages say so (503)."""
     app.state.settings = get_settings()
     configure_logging(app.state.settings.log_level)
-    app.state.downloads = Downloads()
+    app.state.downloads = pages.Downloads()
     app.state.model, app.state.model_error = None, None
     try:
         app.state.model = scoring.load_model(app.state.settings)
@@ -157,486 +64,10 @@ sinon un nouveau) : citez-le pour signaler un problème. Les erreurs sont en fra
 Le formulaire web de l'étape 1 reste disponible à la racine `/`.
 """
 
-app = FastAPI(
-    title="Détection d'anomalies sur la pompe (étape 2)",
-    description=DESCRIPTION,
-    version=__version__,
-    lifespan=lifespan,
-)
-
-
-# The dependencies and the JSON endpoints below are ``async def``: they do no blocking work
-# (scoring one reading is about 0.1 ms of numpy), and a plain ``def`` would cost each of
-# them a hop to FastAPI's thread pool and back, several times the work itself. The form and
-# file endpoints, which can score a whole file, stay plain ``def``.
-
-
-async def get_model(request: Request) -> LoadedModel:
-    if request.app.state.model is None:
-        raise ModelUnavailable(request.app.state.model_error)
-    return request.app.state.model
-
-
-async def get_request_id(request: Request) -> str:
-    return request.state.request_id  # set by RequestLog before anything else runs
-
-
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
-RequestId = Annotated[str, Depends(get_request_id)]
-# Every field is optional text: a missing or wrong value is reported by us, in French, naming the field.
-ReadingForm = create_model("ReadingForm", equipment_id=(str, ""), **{s.name: (str, "") for s in SENSORS})
-
-
-# ---- HTML building blocks -------------------------------------------------------------------------
-
-
-def page(body: str, status_code: int = 200) -> HTMLResponse:
-    """A complete French HTML page around ``body`` (already escaped)."""
-    return HTMLResponse(
-        '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Détection d'anomalies – pompe</title><style>{CSS}</style></head>"
-        f"<body><main><h1>Détection d'anomalies sur la pompe</h1>{body}</main></body></html>",
-        status_code=status_code,
-    )
-
-
-def error_box(*messages: str) -> str:
-    items = "".join(f"<li>{escape(m)}</li>" for m in messages)
-    return f'<div class="box error" role="alert"><ul>{items}</ul></div>'
-
-
-def error_page(status_code: int, *messages: str) -> HTMLResponse:
-    return page(f'<section>{error_box(*messages)}<p><a href="/">Retour au formulaire</a></p></section>', status_code)
-
-
-def field(name: str, label: str, attrs: str, value: str, hint: str, invalid: bool) -> str:
-    """A labelled input with a hint below it; ``attrs`` (type, step...) are fixed text, not user data."""
-    return (
-        f'<div><label for="{name}">{escape(label)}</label><input id="{name}" name="{name}" {attrs} '
-        f'value="{escape(value)}" aria-invalid="{str(invalid).lower()}"><small>{escape(hint)}</small></div>'
-    )
-
-
-def plausible(sensor: Sensor) -> str:
-    return f"plage plausible : {sensor.low:g} à {sensor.high:g} {sensor.unit}"
-
-
-def reading_section(values: dict[str, str], errors: dict[str, str], result: str = "") -> str:
-    """The one-reading form, pre-filled with ``values``, followed by errors or the result."""
-    fields = [
-        field(s.name, f"{s.label} ({s.unit})", NUMBER, values[s.name], plausible(s), s.name in errors) for s in SENSORS
-    ]
-    hint, invalid = f"par défaut : {DEFAULT_EQUIPMENT_ID}", EQUIPMENT_ID in errors
-    fields.append(field(EQUIPMENT_ID, f"{EQUIPMENT_LABEL} (facultatif)", TEXT, values[EQUIPMENT_ID], hint, invalid))
-    outcome = error_box(*errors.values()) if errors else result
-    return (
-        '<section id="mesure"><h2>Une mesure</h2><p class="note">Saisissez les valeurs des capteurs '
-        "(virgule ou point décimal), puis cliquez sur « Analyser la mesure ».</p>"
-        f'<form method="post" action="/#mesure"><div class="grid">{"".join(fields)}</div>'
-        f'<button type="submit">Analyser la mesure</button></form>{outcome}</section>'
-    )
-
-
-def reading_result(result: dict[str, Any], equipment_id: str) -> str:
-    css = "anomalie" if result["decision"] == scoring.ANOMALY else "normal"
-    return (
-        f'<div class="box {css}" id="resultat"><p>Décision : '
-        f'<strong id="decision">{escape(result["decision"])}</strong></p>'
-        f"<p>Score {result['score']:.3f} (seuil d'alarme {result['threshold']:.3f} : au-delà, anomalie) – "
-        f"équipement {escape(equipment_id)} – modèle {escape(result['model_version'])}</p></div>"
-    )
-
-
-def size(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:g} Mo" if n_bytes >= 2**20 else f"{n_bytes} octets"
-
-
-def file_section(outcome: str, limit: int) -> str:
-    return (
-        '<section id="fichier"><h2>Un fichier de mesures</h2><p class="note">Fichier CSV au format SKAB : '
-        "séparateur « ; », colonne datetime (AAAA-MM-JJ hh:mm:ss) puis les huit capteurs, encodage UTF-8, "
-        f"{size(limit)} au plus.</p>"
-        '<form method="post" action="/fichier#fichier" enctype="multipart/form-data">'
-        '<input type="file" name="fichier" accept=".csv,text/csv">'
-        f'<button type="submit">Analyser le fichier</button></form>{outcome}</section>'
-    )
-
-
-def anomaly_table(scored: pd.DataFrame) -> str:
-    """The first anomalous rows of a scored file, as an HTML table."""
-    rows = scored[scored["decision"] == scoring.ANOMALY].head(MAX_ROWS_SHOWN)
-    if rows.empty:
-        return ""
-    head = "".join(f"<th>{escape(s.label)} ({escape(s.unit)})</th>" for s in SENSORS)
-    body = "".join(
-        f"<tr><td>{escape(str(r[TIMESTAMP]))}</td><td>{r['score']:.3f}</td><td>{escape(str(r[EQUIPMENT_ID]))}</td>"
-        + "".join(f"<td>{r[s.name]:.4g}</td>" for s in SENSORS)
-        + "</tr>"
-        for _, r in rows.iterrows()
-    )
-    return (
-        f'<h3>Mesures anormales (les {MAX_ROWS_SHOWN} premières au plus)</h3><div class="scroll"><table>'
-        f"<tr><th>Date</th><th>Score</th><th>Équipement</th>{head}</tr>{body}</table></div>"
-    )
-
-
-def file_result(scored: pd.DataFrame, summary: str, token: str, filename: str) -> str:
-    lines = "".join(f"<p>{escape(line)}</p>" for line in summary.splitlines())
-    css = "anomalie" if (scored["decision"] == scoring.ANOMALY).any() else "normal"
-    return (
-        f'<div class="box {css}" id="resultat-fichier">{lines}<p><a href="/fichier/{escape(token)}" '
-        f'download="{escape(filename)}">Télécharger le fichier avec les scores ({escape(filename)})</a></p></div>'
-        + anomaly_table(scored)
-    )
-
-
-def home(
-    request: Request,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    result: str = "",
-    file_outcome: str = "",
-    status_code: int = 200,
-) -> HTMLResponse:
-    """The page with both forms; ``values`` default to an example of a normal reading."""
-    values = values or {**{k: f"{v:g}" for k, v in EXAMPLE_READING.items()}, EQUIPMENT_ID: ""}
-    limit = request.app.state.settings.max_upload_bytes
-    return page(reading_section(values, errors or {}, result) + file_section(file_outcome, limit), status_code)
-
-
-# ---- Reading the inputs ---------------------------------------------------------------------------
-
-
-def parse_number(name: str, text: str) -> float:
-    """Form text to a checked float, accepting a French decimal comma ("0,027").
-
-    Raises ValidationError naming the field if the text is empty, not a number, NaN,
-    infinite or outside the sensor's plausible range.
-    """
-    cleaned = text.strip().replace(",", ".")
-    if not cleaned:
-        raise ValidationError(name, "valeur manquante")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise ValidationError(name, f"« {text.strip()} » n'est pas un nombre") from None
-    return check_value(name, value)
-
-
-def download_name(uploaded: str | None) -> str:
-    """A safe file name for the scored copy of an uploaded file."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(uploaded or "").stem)[:80]
-    return f"{stem or 'mesures'}_scores.csv"
-
-
-def scored_csv(scored: pd.DataFrame) -> bytes:
-    """The scored frame in SKAB's format; the equipment column only if it says something."""
-    buffer = io.StringIO()
-    write_csv(scored, buffer, with_equipment=set(scored[EQUIPMENT_ID]) != {DEFAULT_EQUIPMENT_ID})
-    return buffer.getvalue().encode("utf-8")
-
-
-async def require_json(request: Request) -> None:
-    """Refuse (415) a body that is not declared as JSON, before reading it as one."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise HTTPException(415)
-
-
-def shown(value: Any) -> str:
-    """A received value as the client wrote it in JSON (``"0.5"``, ``true``, ``null``)."""
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else f"{value:g}"
-
-
-def field_error(error: dict[str, Any]) -> dict[str, str]:
-    """One pydantic error, in French, naming the field (``body``: the whole request).
-
-    Sensor values are judged by ``common.schema.check_value``, so the API, the form, the
-    command line and the CSV loader word the same mistake the same way.
-    """
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx", {})
-    path = [str(p) for p in error["loc"][1:] if not isinstance(p, int)] if error["loc"][:1] == ("body",) else []
-    name = ".".join(path) or "body"
-    if name in BY_NAME and kind in ("float_type", "finite_number", "value_error", "missing"):
-        try:
-            check_value(name, None if kind == "missing" else value)
-            text = "valeur refusée"
-        except ValidationError as exc:
-            text = exc.message + (" (un nombre JSON s'écrit sans guillemets)" if isinstance(value, str) else "")
-        return {"field": name, "message": f"{BY_NAME[name].label} ({name}) : {text}"}
-    if kind == "json_invalid":
-        problem = JSON_SYNTAX.get(ctx.get("error", ""), "erreur de syntaxe")
-        text = f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
-    elif kind == "missing":
-        text = (
-            "corps de requête manquant : une mesure en JSON est attendue"
-            if name == "body"
-            else "champ obligatoire manquant"
-        )
-    elif kind == "extra_forbidden":
-        text = "champ inconnu (vérifiez l'orthographe ; voir /docs pour la liste des champs)"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        text = f"un objet JSON est attendu, reçu {shown(value)[:80]}"
-    elif kind == "string_type":
-        text = f"texte attendu, reçu {shown(value)[:80]}"
-    elif kind in ("string_too_long", "string_too_short"):
-        text = f"longueur de 1 à {EQUIPMENT_ID_MAX_LENGTH} caractères attendue"
-    else:
-        text = f"valeur refusée ({kind})"
-    return {"field": name, "message": f"{name} : {text}"}
-
-
-# ---- The JSON API's bodies ------------------------------------------------------------------------
-
-
-def sensor_field(sensor: Sensor) -> Any:
-    """A strict float (no numeric string, no boolean, no NaN or infinity) checked by common.schema.
-
-    The range is checked by ``check_value``, the one place it is defined; the schema only
-    shows it to the reader of /docs.
-    """
-    return Annotated[
-        float,
-        Field(
-            strict=True,
-            allow_inf_nan=False,
-            description=f"{sensor.label}, en {sensor.unit} ({plausible(sensor)})",
-            json_schema_extra={"minimum": sensor.low, "maximum": sensor.high},
-            examples=[EXAMPLE_READING[sensor.name]],
-        ),
-        AfterValidator(partial(check_value, sensor.name)),
-    ]
-
-
-Reading = create_model(
-    "Reading",
-    __config__=ConfigDict(
-        extra="forbid",
-        title="Mesure",
-        json_schema_extra={"examples": [{**EXAMPLE_READING, EQUIPMENT_ID: DEFAULT_EQUIPMENT_ID}]},
-    ),
-    __doc__="Une mesure des huit capteurs de la pompe ; tout champ inconnu est refusé.",
-    **{s.name: (sensor_field(s), ...) for s in SENSORS},
-    equipment_id=(
-        str,
-        Field(DEFAULT_EQUIPMENT_ID, min_length=1, max_length=EQUIPMENT_ID_MAX_LENGTH, description=EQUIPMENT_LABEL),
-    ),
-)
-
-
-class Prediction(BaseModel):
-    """Le résultat d'une mesure."""
-
-    score: float = Field(description="Plus il est élevé, plus la mesure s'écarte du fonctionnement normal appris.")
-    decision: str = Field(description="« Anomalie » si le score dépasse le seuil, sinon « Normal ».")
-    threshold: float = Field(description="Seuil d'alarme, fixé à l'entraînement sur des données normales.")
-    model_version: str = Field(description="Version du modèle qui a calculé le score.")
-    equipment_id: str = Field(description=EQUIPMENT_LABEL)
-    request_id: str = Field(description="Identifiant de la requête, à citer pour signaler un problème.")
-
-
-class Health(BaseModel):
-    """L'état du service."""
-
-    status: str = Field(description="« ok » si le service répond avec un modèle chargé.")
-    model_version: str | None = Field(description="Version du modèle chargé.")
-
-
-class VersionInfo(BaseModel):
-    """Ce qui tourne exactement : de quoi reproduire un résultat ou signaler un problème."""
-
-    app_version: str = Field(description="Version du service (numéro sémantique choisi par l'équipe).")
-    model_version: str | None = Field(description="Version du modèle chargé (null si aucun).")
-    git_commit: str = Field(description="Commit Git du code de l'image.")
-    build_date: str = Field(description="Date de construction de l'image (UTC).")
-
-
-class FieldError(BaseModel):
-    field: str = Field(description="Le champ à corriger (« body » : la requête entière).")
-    message: str = Field(description="Ce qui ne va pas, en français.")
-
-
-class ErrorBody(BaseModel):
-    """Une erreur : message en français, champs à corriger le cas échéant, identifiant de la requête."""
-
-    detail: str
-    errors: list[FieldError] = []
-    request_id: str
-
-
-def error_doc(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
-
-
-# ---- Routes ---------------------------------------------------------------------------------------
-
-
-@app.get("/", response_class=HTMLResponse, include_in_schema=False)
-def show_form(request: Request, model: ModelDep) -> HTMLResponse:
-    return home(request)
-
-
-@app.post("/", response_class=HTMLResponse, include_in_schema=False)
-def score_form(request: Request, model: ModelDep, form: Annotated[ReadingForm, Form()]) -> HTMLResponse:
-    """Score the typed reading, or show which values to fix (422)."""
-    raw = form.model_dump()
-    values, shown, errors = {}, {EQUIPMENT_ID: raw[EQUIPMENT_ID]}, {}
-    for s in SENSORS:
-        try:
-            values[s.name] = parse_number(s.name, raw[s.name])
-            shown[s.name] = repr(values[s.name]).removesuffix(".0")  # a number input drops a decimal comma
-        except ValidationError as exc:
-            shown[s.name], errors[s.name] = raw[s.name], f"{s.label} ({s.name}) : {exc.message}"
-    equipment_id = raw[EQUIPMENT_ID].strip() or DEFAULT_EQUIPMENT_ID
-    if len(equipment_id) > EQUIPMENT_ID_MAX_LENGTH:
-        errors[EQUIPMENT_ID] = f"{EQUIPMENT_LABEL} ({EQUIPMENT_ID}) : {EQUIPMENT_ID_MAX_LENGTH} caractères au plus"
-    if errors:
-        return home(request, shown, errors, status_code=422)
-    result = scoring.score_reading(model, values)
-    return home(request, shown, result=reading_result(result, equipment_id))
-
-
-@app.post("/fichier", response_class=HTMLResponse, include_in_schema=False)
-def score_upload(request: Request, model: ModelDep, fichier: Annotated[UploadFile, File()]) -> HTMLResponse:
-    """Score an uploaded SKAB-format CSV: summary, anomalous rows and a download link."""
-    limit = request.app.state.settings.max_upload_bytes
-    data = fichier.file.read(limit + 1)
-    name = fichier.filename or "sans nom"
-    if len(data) > limit:
-        message = f"fichier « {name} » trop volumineux : {size(limit)} au plus"
-        return home(request, file_outcome=error_box(message), status_code=413)
-    try:
-        scored = scoring.score_file(model, data)
-    except DataError as exc:
-        return home(request, file_outcome=error_box(f"fichier « {name} » refusé : {exc}"), status_code=422)
-    filename = download_name(fichier.filename)
-    token = request.app.state.downloads.add(filename, scored_csv(scored))
-    return home(request, file_outcome=file_result(scored, scoring.summary(scored, model), token, filename))
-
-
-@app.get("/fichier/{token}", include_in_schema=False)
-def download(request: Request, token: str) -> Response:
-    """The scored CSV of a recent upload (kept in memory, the last few only)."""
-    found = request.app.state.downloads.get(token)
-    if found is None:
-        return error_page(404, "résultat introuvable ou expiré : renvoyez le fichier pour l'analyser à nouveau")
-    filename, content = found
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(content, media_type="text/csv; charset=utf-8", headers=headers)
-
-
-@app.get(
-    "/health",
-    summary="Le service est-il prêt ?",
-    response_model=Health,
-    responses={503: error_doc("Aucun modèle chargé : le service ne peut pas prédire.")},
-)
-async def health(model: ModelDep) -> Health:
-    """200 avec la version du modèle chargé si le service peut prédire, 503 sinon."""
-    return Health(status="ok", model_version=model.version)
-
-
-@app.get("/version", summary="Ce qui tourne exactement", response_model=VersionInfo)
-async def version(request: Request) -> VersionInfo:
-    """Versions de l'application et du modèle, commit Git et date de construction de l'image."""
-    settings, model = request.app.state.settings, request.app.state.model
-    return VersionInfo(
-        app_version=__version__,
-        model_version=model.version if model else None,
-        git_commit=settings.git_commit,
-        build_date=settings.build_date,
-    )
-
-
-@app.post(
-    "/predict",
-    summary="Analyser une mesure",
-    response_model=Prediction,
-    dependencies=[Depends(require_json)],
-    responses={
-        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
-        413: error_doc("Corps de requête trop volumineux."),
-        415: error_doc("Le corps n'est pas déclaré comme JSON."),
-        422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),
-        503: error_doc("Aucun modèle chargé."),
-    },
-)
-async def predict(reading: Reading, model: ModelDep, request_id: RequestId) -> Prediction:
-    """Score, décision (`Normal` ou `Anomalie`), seuil et version du modèle pour une mesure.
-
-    Les huit capteurs sont obligatoires, en nombres JSON finis dans leur plage plausible ;
-    `equipment_id` est facultatif. Tout autre champ est refusé.
-    """
-    values = reading.model_dump()
-    equipment_id = values.pop(EQUIPMENT_ID)
-    result = scoring.score_reading(model, values)
-    return Prediction(**result, equipment_id=equipment_id, request_id=request_id)
-
-
-# ---- Errors: always French, never a traceback; HTML for the form, JSON for the API --------------
-
-
-def wants_html(request: Request) -> bool:
-    path = request.url.path
-    return path == "/" or path.startswith(FORM_PATHS[1]) or "text/html" in request.headers.get("accept", "")
-
-
-def error_response(
-    request: Request, status_code: int, detail: str, errors: list[dict[str, str]] | None = None
-) -> Response:
-    """The French error a client gets: a page for a person in a browser, JSON for a program."""
-    if wants_html(request):
-        return error_page(status_code, *([e["message"] for e in errors] if errors else [detail]))
-    request_id = request.scope.get("state", {}).get("request_id", "")
-    body = {"detail": detail, "errors": errors or [], "request_id": request_id}
-    return JSONResponse(body, status_code=status_code)
-
-
-@app.exception_handler(ModelUnavailable)
-def no_model(request: Request, exc: ModelUnavailable) -> Response:
-    if wants_html(request):
-        return error_page(503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}")
-    return error_response(request, 503, f"aucun modèle chargé : le service ne peut pas prédire ({exc})")
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-    if wants_html(request):
-        fields = [str(e["loc"][-1]) for e in exc.errors()]
-        if "fichier" in fields:
-            return error_page(422, "aucun fichier reçu : choisissez un fichier CSV avant de cliquer sur « Analyser »")
-        return error_page(422, *(f"champ « {f} » manquant ou invalide" for f in fields))
-    errors = [field_error(e) for e in exc.errors()]
-    named = ", ".join(dict.fromkeys(e["field"] for e in errors))
-    return error_response(request, 422, f"requête refusée, à corriger : {named}", errors)
-
-
-@app.exception_handler(StarletteHTTPException)
-def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    message = HTTP_MESSAGES.get(exc.status_code, f"requête refusée (code {exc.status_code})")
-    response = error_response(request, exc.status_code, message)
-    response.headers.update(exc.headers or {})
-    return response
-
-
-def internal_error(request: Request) -> Response:
-    """What a client sees of an error we caused: no trace, the request id to quote (RequestLog logs it)."""
-    return error_response(
-        request, 500, "erreur interne du service : elle est consignée dans son journal sous l'identifiant de la requête"
-    )
-
 
 def body_limit(request: Request) -> int:
-    # The path of ``request.url.path``, read from the scope: no whole URL built on every request.
     settings = request.app.state.settings
-    return (
-        settings.max_upload_bytes + MULTIPART_MARGIN if request.scope["path"] == "/fichier" else settings.max_body_bytes
-    )
-
-
-def too_large(request: Request, limit: int) -> Response:
-    return error_response(request, 413, f"corps de requête trop volumineux : {size(limit)} au plus")
+    return settings.max_upload_bytes + MULTIPART_MARGIN if request.url.path == "/fichier" else settings.max_body_bytes
 
 
 def model_version(scope: dict[str, Any]) -> str:
@@ -644,8 +75,19 @@ def model_version(scope: dict[str, Any]) -> str:
     return loaded.version if loaded else "-"
 
 
-app.add_middleware(BodySizeLimit, limit_for=body_limit, on_too_large=too_large)
-app.add_middleware(RequestLog, on_error=internal_error, model_version=model_version)  # outermost: sees every response
+app = FastAPI(
+    title="Détection d'anomalies sur la pompe (étape 2)",
+    description=DESCRIPTION,
+    version=__version__,
+    lifespan=lifespan,
+)
+app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+app.include_router(pages.router)
+app.include_router(api.router)
+for exc_class, handler in errors.HANDLERS.items():
+    app.add_exception_handler(exc_class, handler)
+app.add_middleware(BodySizeLimit, limit_for=body_limit, on_too_large=errors.too_large)
+app.add_middleware(RequestLog, on_error=errors.internal_error, model_version=model_version)  # outermost: sees all
 
 
 def main() -> None:

@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stage2_shared.logging_config import request_id_var
+from .logging_config import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only if it is short and made of safe characters: it is written
 # into our logs and headers, so it must not carry spaces, newlines or markup.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
-access_log = logging.getLogger("stage2_shared.access")
-error_log = logging.getLogger("stage2_shared.errors")
+access_log = logging.getLogger(f"{__package__}.access")
+error_log = logging.getLogger(f"{__package__}.errors")
 
 
 def request_id_from(headers: Headers) -> str:

@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 
 from common.schema import EXAMPLE_READING, SENSORS
-from stage2_shared.client import ApiError, predict
-from stage2_shared.settings import get_settings
+
+from .client import ApiError, predict
+from .settings import get_settings
 
 ABNORMAL_READING = {**EXAMPLE_READING, "accelerometer1_rms": 0.30, "volume_flow_rate_rms": 8.0, "pressure": 0.9}
 BAD_READING = {**EXAMPLE_READING, "pressure": 150.0, "temperature": "chaud", "debit": 32.0}

@@ -117,10 +117,14 @@ def test_make_diff_shows_what_stage_2_adds_to_stage_1_without_caches():
     (ROOT / "stage1_local" / "__pycache__").mkdir(exist_ok=True)  # exists after any test run; must not show
     result = make("diff", "FROM=1", "TO=2")
     assert result.returncode == 0, result.stderr
-    assert "Only in stage2_shared: Dockerfile" in result.stdout
-    assert "+++ stage2_shared/app.py" in result.stdout
+    code, prose = result.stdout.split("=== Le README de l'étape et la visite guidée (make demo) ===")
+    assert "+++ stage2_shared/Dockerfile" in code and "+FROM python:3.11-slim" in code  # a new file, in full
+    assert "+++ stage2_shared/app.py" in code
+    files = "\n".join(ln for ln in code.splitlines() if ln.startswith(("---", "+++")))
+    assert "README.md" not in files and "tour.py" not in files and ".ipynb" not in files
+    assert "+++ stage2_shared/README.md" in prose and "+++ stage2_shared/tour.py" in prose
     shown = [ln for ln in result.stdout.splitlines() if ln.startswith(("Only in", "---", "+++"))]
-    assert not [ln for ln in shown if "__pycache__" in ln or ".pyc" in ln]
+    assert not [ln for ln in shown if "__pycache__" in ln or ".pyc" in ln or "Only in" in ln]
 
 
 def test_make_diff_explains_in_french_a_wrong_or_missing_stage():

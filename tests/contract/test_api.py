@@ -1,7 +1,8 @@
-"""Stage 2 REST API: what a remote colleague's program sends and gets back."""
+"""The REST API (stage 2 on): what a remote colleague's program sends and gets back."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import math
@@ -12,10 +13,8 @@ from fastapi.testclient import TestClient
 
 from common.schema import EXAMPLE_READING, SENSORS
 from stage1_local import scoring as stage1_scoring
-from stage2_shared import __version__
-from stage2_shared import app as app_module
-from stage2_shared.app import app
 from tests.conftest import TEST_VERSION
+from tests.contract.conftest import WITH_API, stage_module
 
 DISTRESS = {
     **EXAMPLE_READING,
@@ -25,6 +24,30 @@ DISTRESS = {
     "temperature": 120.0,
 }
 HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture(params=WITH_API)
+def stage(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api_env(stage_env):
+    return stage_env
+
+
+@pytest.fixture
+def client(stage, stage_env):
+    with TestClient(app_of(stage)) as client:
+        yield client
+
+
+def app_of(stage: str):
+    return stage_module(stage, "app").app
+
+
+def version_of(stage: str) -> str:
+    return importlib.import_module(stage).__version__
 
 
 def post_raw(client: TestClient, body: bytes | str, content_type: str | None = "application/json", **headers):
@@ -56,20 +79,20 @@ def test_health_says_ready_with_the_model_version(client):
     assert response.json() == {"status": "ok", "model_version": TEST_VERSION}
 
 
-def test_version_says_what_runs(client, monkeypatch):
+def test_version_says_what_runs(client, stage):
     assert client.get("/version").json() == {
-        "app_version": __version__,
+        "app_version": version_of(stage),
         "model_version": TEST_VERSION,
         "git_commit": "inconnu",
         "build_date": "inconnue",
     }
-    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version_of(stage))
 
 
-def test_version_reports_the_commit_and_build_date_given_at_build(api_env, monkeypatch):
+def test_version_reports_the_commit_and_build_date_given_at_build(stage, api_env, monkeypatch):
     monkeypatch.setenv("GIT_COMMIT", "abc1234")
     monkeypatch.setenv("BUILD_DATE", "2025-01-02T03:04:05Z")
-    with TestClient(app) as client:
+    with TestClient(app_of(stage)) as client:
         body = client.get("/version").json()
     assert (body["git_commit"], body["build_date"]) == ("abc1234", "2025-01-02T03:04:05Z")
 
@@ -104,16 +127,17 @@ def test_integers_are_accepted_as_numbers(client):
     assert client.post("/predict", json=reading).status_code == 200
 
 
-def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_hop_to_a_thread():
-    for endpoint in (app_module.show_form, app_module.score_form, app_module.score_upload, app_module.download):
+def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_hop_to_a_thread(stage):
+    api, deps, pages = (stage_module(stage, name) for name in ("api", "deps", "pages"))
+    for endpoint in (pages.show_form, pages.score_form, pages.score_upload, pages.download):
         assert not inspect.iscoroutinefunction(endpoint)  # run in the thread pool: the event loop stays free
-    for endpoint in (app_module.predict, app_module.health, app_module.version, app_module.get_model):
+    for endpoint in (api.predict, api.health, api.version, deps.get_model):
         assert inspect.iscoroutinefunction(endpoint)  # 0.1 ms of numpy: a thread hop would cost more than the work
 
 
-def test_without_a_model_health_and_predict_say_503_in_french(api_env, tmp_path, monkeypatch):
+def test_without_a_model_health_and_predict_say_503_in_french(stage, api_env, tmp_path, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app_of(stage)) as client:
         health = client.get("/health")
         predicted = client.post("/predict", json=EXAMPLE_READING)
         version = client.get("/version")
@@ -209,9 +233,9 @@ def test_json_content_type_with_charset_is_accepted(client):
 
 
 @pytest.fixture
-def small_limit_client(api_env, monkeypatch):
+def small_limit_client(stage, api_env, monkeypatch):
     monkeypatch.setenv("MAX_BODY_BYTES", "400")
-    with TestClient(app) as client:
+    with TestClient(app_of(stage)) as client:
         yield client
 
 
@@ -260,7 +284,7 @@ def test_insane_request_id_is_replaced(client, bad):
 
 
 LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (?P<level>[A-Z]+) \[(?P<id>[^\]]+)\] stage2_shared\.access: "
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (?P<level>[A-Z]+) \[(?P<id>[^\]]+)\] (?P<stage>\w+)\.access: "
     r"method=(?P<method>[A-Z]+) path=(?P<path>\S+) status=(?P<status>\d{3}) latency_ms=(?P<ms>\d+\.\d) "
     r"model=(?P<model>\S+)$"
 )
@@ -270,7 +294,7 @@ def access_lines(text: str) -> list[re.Match]:
     return [m for line in text.splitlines() if (m := LOG_LINE.match(line))]
 
 
-def test_one_log_line_per_request_on_stdout(client, capsys):
+def test_one_log_line_per_request_on_stdout(client, stage, capsys):
     capsys.readouterr()
     client.post("/predict?secret=1", json=EXAMPLE_READING, headers={"X-Request-ID": "trace-1"})
     client.post("/predict", json={**EXAMPLE_READING, "pressure": 999})
@@ -278,6 +302,7 @@ def test_one_log_line_per_request_on_stdout(client, capsys):
     assert len(lines) == 2
     ok, refused = (m.groupdict() for m in lines)
     assert ok | {"ms": "x"} == {
+        "stage": stage,
         "level": "INFO",
         "id": "trace-1",
         "method": "POST",
@@ -289,11 +314,11 @@ def test_one_log_line_per_request_on_stdout(client, capsys):
     assert refused["status"] == "422" and HEX_ID.fullmatch(refused["id"])
 
 
-def test_unexpected_error_is_500_with_the_id_only_and_the_trace_in_the_log(client, monkeypatch, capsys):
+def test_unexpected_error_is_500_with_the_id_only_and_the_trace_in_the_log(client, stage, monkeypatch, capsys):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(app_module.scoring, "score_reading", explode)
+    monkeypatch.setattr(stage_module(stage, "scoring"), "score_reading", explode)
     capsys.readouterr()
     response = client.post("/predict", json=EXAMPLE_READING, headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
@@ -304,7 +329,7 @@ def test_unexpected_error_is_500_with_the_id_only_and_the_trace_in_the_log(clien
     }
     assert response.headers["X-Request-ID"] == "boom-1"
     out = capsys.readouterr().out
-    assert "[boom-1] stage2_shared.errors: unexpected error on POST /predict" in out
+    assert f"[boom-1] {stage}.errors: unexpected error on POST /predict" in out
     assert "Traceback" in out and "RuntimeError: secret internal detail" in out
     assert [m["status"] for m in access_lines(out)] == ["500"]
     assert access_lines(out)[0]["level"] == "ERROR"
@@ -326,9 +351,9 @@ def test_openapi_example_body_validates_and_predicts(client):
     assert response.status_code == 200 and response.json()["decision"] == "Normal"
 
 
-def test_openapi_is_described_in_french(client):
+def test_openapi_is_described_in_french(client, stage):
     schema = client.get("/openapi.json").json()
-    assert schema["info"]["version"] == __version__
+    assert schema["info"]["version"] == version_of(stage)
     assert "Détection d'anomalies" in schema["info"]["description"]
     assert schema["paths"]["/predict"]["post"]["summary"] == "Analyser une mesure"
     properties = schema["components"]["schemas"]["Reading"]["properties"]

@@ -1,0 +1,77 @@
+"""A reading of the pump's eight sensors, declared once as a pydantic model.
+
+Types, finite numbers, plausible ranges (from ``common.schema.SENSORS``) and the refusal
+of unknown fields are declared on the fields; pydantic-core's compiled validator checks
+them, and ``common.messages`` words each refusal in French. Every stage validates a
+reading with this model: a JSON body (strict: a number in quotes is refused), a batch
+(``ReadingList``), or values typed by a person in the web form or on the command line
+(``from_text``: a French decimal comma is accepted).
+
+>>> Reading.model_validate(EXAMPLE_READING).voltage
+230.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, TypeAdapter, create_model
+
+from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, EQUIPMENT_ID_MAX_LENGTH, EXAMPLE_READING, SENSORS, Sensor
+
+
+def sensor_field(sensor: Sensor) -> Any:
+    """A finite float within the sensor's plausible range, described for the reader of /docs."""
+    return Annotated[
+        float,
+        Field(
+            ge=sensor.low,
+            le=sensor.high,
+            allow_inf_nan=False,
+            description=f"{sensor.label}, en {sensor.unit} (plage plausible : {sensor.low:g} à {sensor.high:g} {sensor.unit})",
+            examples=[EXAMPLE_READING[sensor.name]],
+        ),
+    ]
+
+
+Reading = create_model(
+    "Reading",
+    __config__=ConfigDict(
+        extra="forbid",
+        strict=True,  # JSON: "0.5" and true are not numbers; from_text relaxes this for typed text
+        title="Mesure",
+        json_schema_extra={"examples": [{**EXAMPLE_READING, EQUIPMENT_ID: DEFAULT_EQUIPMENT_ID}]},
+    ),
+    __doc__="Une mesure des huit capteurs de la pompe ; tout champ inconnu est refusé.",
+    **{s.name: (sensor_field(s), ...) for s in SENSORS},
+    equipment_id=(
+        str,
+        Field(
+            DEFAULT_EQUIPMENT_ID,
+            min_length=1,
+            max_length=EQUIPMENT_ID_MAX_LENGTH,
+            description="Identifiant de l'équipement",
+        ),
+    ),
+)
+
+ReadingList = TypeAdapter(list[Reading])  # a batch: one call, errors located by item index
+
+
+def from_text(typed: Mapping[str, str | None]) -> Any:
+    """A reading typed by a person (web form, command line), validated by ``Reading``.
+
+    Text is read as numbers (``"0,027"`` with a French decimal comma too); a blank is a
+    missing value. Raises pydantic's ValidationError, which ``common.messages`` translates.
+    """
+    data: dict[str, Any] = {s.name: decimal_point(typed.get(s.name)) for s in SENSORS}
+    equipment_id = (typed.get(EQUIPMENT_ID) or "").strip()
+    if equipment_id:  # left blank: the default equipment
+        data[EQUIPMENT_ID] = equipment_id
+    return Reading.model_validate(data, strict=False)
+
+
+def decimal_point(text: str | None) -> str | None:
+    """Typed number text as Python reads it: blanks around removed, a French decimal comma made a point."""
+    return None if text is None else text.strip().replace(",", ".")

@@ -1,0 +1,60 @@
+"""The bodies the service receives and sends: the web form's fields, the API's answers.
+
+A reading itself is ``common.readings.Reading``, declared once for every stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model
+
+from common.schema import SENSORS
+
+# Every field is optional text: a missing or wrong value is reported by us, in French, naming the field.
+ReadingForm = create_model("ReadingForm", equipment_id=(str, ""), **{s.name: (str, "") for s in SENSORS})
+
+
+class Prediction(BaseModel):
+    """Le résultat d'une mesure."""
+
+    score: float = Field(description="Plus il est élevé, plus la mesure s'écarte du fonctionnement normal appris.")
+    decision: str = Field(description="« Anomalie » si le score dépasse le seuil, sinon « Normal ».")
+    threshold: float = Field(description="Seuil d'alarme, fixé à l'entraînement sur des données normales.")
+    model_version: str = Field(description="Version du modèle qui a calculé le score.")
+    equipment_id: str = Field(description="Identifiant de l'équipement")
+    request_id: str = Field(description="Identifiant de la requête, à citer pour signaler un problème.")
+
+
+class Health(BaseModel):
+    """L'état du service."""
+
+    status: str = Field(description="« ok » si le service répond avec un modèle chargé.")
+    model_version: str | None = Field(description="Version du modèle chargé.")
+
+
+class VersionInfo(BaseModel):
+    """Ce qui tourne exactement : de quoi reproduire un résultat ou signaler un problème."""
+
+    app_version: str = Field(description="Version du service (numéro sémantique choisi par l'équipe).")
+    model_version: str | None = Field(description="Version du modèle chargé (null si aucun).")
+    git_commit: str = Field(description="Commit Git du code de l'image.")
+    build_date: str = Field(description="Date de construction de l'image (UTC).")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Le champ à corriger (« body » : la requête entière).")
+    message: str = Field(description="Ce qui ne va pas, en français.")
+
+
+class ErrorBody(BaseModel):
+    """Une erreur : message en français, champs à corriger le cas échéant, identifiant de la requête."""
+
+    detail: str
+    errors: list[FieldError] = []
+    request_id: str
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An error response as /docs shows it."""
+    return {"model": ErrorBody, "description": description}
