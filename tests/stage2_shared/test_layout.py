@@ -25,7 +25,7 @@ def test_versions_typed_in_the_image_files_match_the_package():
 
 def test_image_runs_as_a_numeric_non_root_user_with_a_healthcheck():
     dockerfile = (STAGE / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11-slim-bookworm$", dockerfile, re.MULTILINE)
     user = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)
     assert user and user[-1].isdigit() and user[-1] != "0"
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
