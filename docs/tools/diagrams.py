@@ -2,9 +2,10 @@
 
     python docs/tools/diagrams.py      # what `make docs` runs, after `npm ci` in docs/tools
 
-Pages are docs/*.md, README.md and stage*/README.md. Block n of a page becomes
-docs/diagrammes/<page>-<n>.svg, where <page> is the file name for docs/ and the root README
-(etape1-1.svg, README-1.svg) and the folder for a stage README (stage2_shared-1.svg).
+Pages are docs/*.md, docs/reponse/*.md, README.md and stage*/README.md. Block n of a page
+becomes docs/diagrammes/<page>-<n>.svg, where <page> is the file name for docs/ and the root
+README (etape1-1.svg, README-1.svg), the folder for a stage README (stage2_shared-1.svg), and
+folder-name for a page in a docs/ subfolder (reponse-etape1-1.svg).
 
 All blocks are drawn in one mermaid-cli run (Chromium starts once, one tab per processor). Each SVG ends with a
 comment holding the sha256 of the block it was drawn from: tests/test_docs.py can then tell a
@@ -62,13 +63,19 @@ class Diagram:
 
 
 def pages(root: Path = ROOT) -> list[Path]:
-    """The documentation pages, relative to ``root``: docs/*.md, README.md, stage*/README.md."""
-    found = [*sorted(root.glob("docs/*.md")), root / "README.md", *sorted(root.glob("stage*/README.md"))]
+    """The documentation pages, relative to ``root``: docs/*.md, docs/reponse/*.md, README.md, stage*/README.md."""
+    found = [
+        *sorted(root.glob("docs/*.md")),
+        *sorted(root.glob("docs/reponse/*.md")),
+        root / "README.md",
+        *sorted(root.glob("stage*/README.md")),
+    ]
     return [p.relative_to(root) for p in found if p.is_file()]
 
 
 def page_name(page: Path) -> str:
-    """The prefix of a page's SVG files: ``docs/etape1.md`` -> ``etape1``, ``stage2_shared/README.md`` -> ``stage2_shared``."""
+    """The prefix of a page's SVG files: ``docs/etape1.md`` -> ``etape1``, ``stage2_shared/README.md`` ->
+    ``stage2_shared``, ``docs/reponse/etape1.md`` -> ``reponse-etape1``."""
     if page.parent.name in ("", "docs"):
         return page.stem
     return page.parent.name if page.stem == "README" else f"{page.parent.name}-{page.stem}"
