@@ -20,7 +20,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible slides diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -220,6 +220,24 @@ docs: $(STAMP) $(DOCS_STAMP) ## Dessine chaque diagramme Mermaid des pages en SV
 docs-if-possible:
 	@if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then $(MAKE) --no-print-directory docs; \
 	else echo "make docs ignoré : il faut /usr/bin/chromium et npm (les SVG déjà dessinés restent vérifiés par les tests)"; fi
+
+# Slides: docs/slides/slides.md to HTML and PDF in build/slides/ by Marp CLI (pinned in docs/slides/package-lock.json)
+# with Debian's chromium, no browser downloaded. The figures are the answer pages' diagrams (docs/diagrammes/),
+# copied beside the HTML so that it opens from build/.
+SLIDES := docs/slides
+SLIDES_STAMP := $(SLIDES)/node_modules/.installed
+MARP = cd $(SLIDES) && CHROME_PATH=/usr/bin/chromium ./node_modules/.bin/marp --no-stdin --allow-local-files
+
+$(SLIDES_STAMP): $(SLIDES)/package.json $(SLIDES)/package-lock.json
+	cd $(SLIDES) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+slides: $(SLIDES_STAMP) ## Construit les diapositives (huit, 16:9) en HTML et PDF dans build/slides/ depuis docs/slides/slides.md
+	@test -x /usr/bin/chromium || { echo "make slides : il faut /usr/bin/chromium (apt-get install chromium)" >&2; exit 2; }
+	@mkdir -p build/slides build/diagrammes && cp docs/diagrammes/*.svg build/diagrammes/
+	$(MARP) slides.md -o ../../build/slides/slides.html
+	$(MARP) --pdf slides.md -o ../../build/slides/slides.pdf
+	@echo "Diapositives : build/slides/slides.html et build/slides/slides.pdf"
 
 DIFF_CACHES := --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
 	--exclude=.ipynb_checkpoints --exclude=.mypy_cache
