@@ -33,8 +33,8 @@ def section(stage: int) -> str:
 
 
 def announced(stage: int, *observations: str) -> None:
-    """The page announces each observation, word for word (line breaks aside)."""
-    prose = " ".join(section(stage).split())
+    """The page announces each observation, word for word (line breaks and link targets aside)."""
+    prose = " ".join(re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", section(stage)).split())
     missing = [o for o in observations if o not in prose]
     assert not missing, f"docs/exercices.md, étape {stage}, n'annonce plus : {missing}"
 
