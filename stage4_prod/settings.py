@@ -1,59 +1,91 @@
-"""Stage 4 configuration, read once from the environment with safe defaults; secrets never come from here."""
+"""Stage 4 configuration: one class, read from the environment with safe defaults, the only module that reads it.
+
+Each field is filled from the environment variable named in its ``alias`` (an empty variable
+counts as unset). A bad value stops the service with a French message naming the variable:
+``PORT='abc' invalide : nombre entier attendu``. Secrets never come from here: API keys
+live hashed in the state database, and the clients read theirs themselves.
+
+The module imports nothing of the stage: every other module may depend on it.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from common.registry import DEFAULT_MODELS_DIR
 
 
-@dataclass(frozen=True)
-class Settings:
-    models_dir: Path
-    model_version: str | None  # the version served at the very first start (None: the latest); then the pointer
-    host: str
-    port: int
-    max_upload_bytes: int
-    max_body_bytes: int  # JSON API requests and stream messages; a reading is a few hundred bytes
-    git_commit: str  # set at image build (ARG -> ENV); "inconnu" outside an image
-    build_date: str
-    log_level: str
-    log_dir: Path  # the inference log: one CSV file per UTC day
-    max_batch_rows: int  # readings in one POST /predict/batch
-    stream_max_equipments: int  # equipments whose recent readings the stream keeps in memory
-    state_db: Path  # SQLite (WAL): API key hashes, audit trail, served-model pointer, feedback
-    audit_sync: str  # PRAGMA synchronous: NORMAL (survives a process crash) or FULL (a power cut, slower)
-    rate_limit_per_s: float  # requests per second and per key, on average (0: no limit)
-    rate_limit_burst: int  # requests a key may send at once before the average applies
-    drift_window: int  # recent readings compared with the model's reference
-    model_check_interval_s: float  # how often a worker looks at the served-model pointer
-    workers: int  # uvicorn processes of python -m stage4_prod.app (they share the state database)
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message (French) names it."""
 
 
-def get_settings() -> Settings:
-    from common.registry import models_dir
-    from stage4_prod import audit, auth, deployment, drift
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, protected_namespaces=())
 
-    return Settings(
-        models_dir=models_dir(os.environ.get("MODELS_DIR")),
-        model_version=os.environ.get("MODEL_VERSION") or None,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8014")),
-        max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
-        max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(16 * 1024))),
-        git_commit=os.environ.get("GIT_COMMIT") or "inconnu",
-        build_date=os.environ.get("BUILD_DATE") or "inconnue",
-        log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        log_dir=Path(os.environ.get("LOG_DIR") or "logs"),
-        max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
-        stream_max_equipments=int(os.environ.get("STREAM_MAX_EQUIPMENTS", "1000")),
-        state_db=audit.db_path(),  # STATE_DB, else state/stage4.sqlite
-        audit_sync=audit.sync_mode(),  # AUDIT_SYNC, else NORMAL; ValueError (French) if invalid
-        rate_limit_per_s=float(os.environ.get("RATE_LIMIT_PER_S", str(auth.DEFAULT_RATE_PER_S))),
-        rate_limit_burst=int(os.environ.get("RATE_LIMIT_BURST", str(auth.DEFAULT_BURST))),
-        drift_window=int(os.environ.get("DRIFT_WINDOW", str(drift.WINDOW))),
-        model_check_interval_s=float(
-            os.environ.get("MODEL_CHECK_INTERVAL_S", str(deployment.DEFAULT_CHECK_INTERVAL_S))
-        ),
-        workers=int(os.environ.get("WORKERS", "2")),
-    )
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, alias="MODELS_DIR")
+    # The version served at the very first start (None: the latest); then the deployment pointer decides.
+    model_version: str | None = Field(None, alias="MODEL_VERSION")
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(8014, ge=1, le=65535, alias="PORT")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, alias="MAX_UPLOAD_BYTES")
+    # JSON API requests and stream messages; a reading is a few hundred bytes.
+    max_body_bytes: int = Field(16 * 1024, ge=1, alias="MAX_BODY_BYTES")
+    git_commit: str = Field("inconnu", alias="GIT_COMMIT")  # set at image build (ARG -> ENV)
+    build_date: str = Field("inconnue", alias="BUILD_DATE")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_dir: Path = Field(Path("logs"), alias="LOG_DIR")  # the inference log: one CSV file per UTC day
+    max_batch_rows: int = Field(1000, ge=1, alias="MAX_BATCH_ROWS")  # readings in one POST /predict/batch
+    # Equipments whose recent readings the stream keeps in memory.
+    stream_max_equipments: int = Field(1000, ge=1, alias="STREAM_MAX_EQUIPMENTS")
+    # SQLite (WAL): API key hashes, audit trail, served-model pointer, feedback (state.py).
+    state_db: Path = Field(Path("state") / "stage4.sqlite", alias="STATE_DB")
+    # PRAGMA synchronous: NORMAL survives a process crash, FULL a power cut too (slower). OFF could
+    # lose rows already answered: refused.
+    audit_sync: Literal["NORMAL", "FULL", "EXTRA"] = Field("NORMAL", alias="AUDIT_SYNC")
+    # Requests per second and per key on average (0: no limit), and the burst allowed at once (auth.py).
+    rate_limit_per_s: float = Field(20.0, ge=0, allow_inf_nan=False, alias="RATE_LIMIT_PER_S")
+    rate_limit_burst: int = Field(40, ge=1, alias="RATE_LIMIT_BURST")
+    # Recent readings compared with the model's reference: one day at one reading a minute (drift.py).
+    drift_window: int = Field(1440, ge=1, alias="DRIFT_WINDOW")
+    # How often a worker looks at the served-model pointer (deployment.py).
+    model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False, alias="MODEL_CHECK_INTERVAL_S")
+    workers: int = Field(2, ge=1, alias="WORKERS")  # uvicorn processes; they share the state database
+
+    @field_validator("log_level", "audit_sync", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+ENVIRONMENT = tuple(field.alias for field in Settings.model_fields.values())  # the variables read
+
+_REASONS = {  # pydantic's error types, in French
+    "int_parsing": "nombre entier attendu",
+    "float_parsing": "nombre attendu",
+    "finite_number": "nombre fini attendu",
+    "greater_than_equal": "au moins {ge} attendu",
+    "less_than_equal": "au plus {le} attendu",
+    "literal_error": "valeurs admises {expected}",
+}
+
+
+def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``environ`` (default: the process environment), read anew at each call.
+
+    Raises SettingsError (French, naming the variable) for the first bad value.
+    """
+    source = os.environ if environ is None else environ
+    values = {name: source[name] for name in ENVIRONMENT if source.get(name, "").strip()}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        context = {k: str(v).replace("'", "").replace(" or ", ", ") for k, v in (error.get("ctx") or {}).items()}
+        reason = _REASONS.get(error["type"], "valeur invalide").format(**context)
+        raise SettingsError(f"{name}={values.get(name)!r} invalide : {reason}") from None
