@@ -15,7 +15,7 @@ import argparse
 import getpass
 import sys
 
-from stage4_prod import audit, auth
+from . import auth, state
 
 
 def operator_name() -> str:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="liste les clés (jamais les clés elles-mêmes)")
     args = parser.parse_args(argv)
     by = args.par or operator_name()
-    db = audit.db_path(args.db)
+    db = state.db_path(args.db)
     try:
         if args.command == "create":
             key = auth.create_key(db, args.name, args.role, by=by)
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             print(f"{'identifiant':<17} {'nom':<24} {'rôle':<9} {'créée le':<30} état")
             for k in keys:
-                state = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
-                print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {state}")
-    except (auth.KeyRefused, audit.AuditUnavailable) as exc:
+                status = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
+                print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {status}")
+    except (auth.KeyRefused, state.AuditUnavailable) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
     return 0

@@ -11,7 +11,7 @@ import pytest
 
 from common.model import AnomalyModel
 from common.registry import load, save
-from stage4_prod import audit, deployment
+from stage4_prod import audit, deployment, state
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_cache_checks_the_pointer_at_most_every_interval(db, registry):
 def test_an_unloadable_pointer_keeps_the_current_model(db, registry, caplog):
     cache = deployment.ModelCache(db, registry, check_interval_s=0)
     assert cache.get().version == "1.0.0"
-    conn = audit.connect(db, deployment.SCHEMA)  # a pointer moved behind the checks' back
+    conn = state.connect(db)  # a pointer moved behind the checks' back
     conn.execute(
         "INSERT INTO deployment (version, previous_version, action, deployed_at, by) VALUES ('1.2.0', '1.0.0', 'deploy', 'x', 'y')"
     )
