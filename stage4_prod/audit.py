@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from common.fast_text import canonical_json, canonical_json_rows
+
 from . import __version__
 from .state import GENESIS, AuditUnavailable, GroupCommit, connect, db_path, now_iso, transaction
 
@@ -63,9 +65,7 @@ COLUMNS = (*CONTENT, "prev_hash", "row_hash")
 MAX_QUERY_ROWS = 10_000
 
 
-def canonical(value: Any) -> str:
-    """The one JSON spelling of ``value`` that hashes are computed on (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+canonical = canonical_json  # the one JSON spelling of a value that hashes are computed on
 
 
 def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
@@ -74,45 +74,59 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
-    """A row's content but ``seq``, from a caller's mapping: JSON columns as canonical text, the score finite.
+def _entries(rows: Iterable[Mapping[str, Any]], at: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """The content of each row but ``seq``, from a caller's mappings: JSON columns as canonical text, scores finite.
 
-    ``at`` is the time to use if ``values`` has none (``None``: left for ``_chain`` to stamp);
-    ``app_version`` defaults to this service's. Raises ValueError (or the TypeError of a
-    value JSON cannot hold).
+    ``at`` is the time to use for a row without one (``None``: left for ``_chain`` to
+    stamp), ``kind`` the kind of every row (``None``: each row says); ``app_version``
+    defaults to this service's. Raises ValueError (or the TypeError of a value JSON cannot
+    hold) for the first bad row: nothing is prepared then.
     """
-    if values.get("kind") not in KINDS:
-        raise ValueError(f"unknown audit kind {values.get('kind')!r}")
-    if not values.get("actor"):
-        raise ValueError("an audit row needs an actor")
-    entry = {name: values.get(name) for name in CONTENT[1:]}
-    entry["at"] = entry["at"] or at
-    entry["app_version"] = entry["app_version"] or __version__
-    if entry["score"] is not None:
-        entry["score"] = float(entry["score"])
-        if not math.isfinite(entry["score"]):
-            raise ValueError("an audited score must be finite")
-    for name in ("inputs", "details"):
-        if entry[name] is not None and not isinstance(entry[name], str):  # a text is stored as it is
-            entry[name] = canonical(entry[name])
-    return entry
+    entries = []
+    for values in rows:
+        entry = {name: values.get(name) for name in CONTENT[1:]}
+        entry["kind"] = kind or entry["kind"]
+        if entry["kind"] not in KINDS:
+            raise ValueError(f"unknown audit kind {entry['kind']!r}")
+        if not entry["actor"]:
+            raise ValueError("an audit row needs an actor")
+        entry["at"] = entry["at"] or at
+        entry["app_version"] = entry["app_version"] or __version__
+        if entry["score"] is not None:
+            entry["score"] = float(entry["score"])
+            if not math.isfinite(entry["score"]):
+                raise ValueError("an audited score must be finite")
+        entries.append(entry)
+    for name in ("inputs", "details"):  # a text is stored as it is; the rows of a batch are written together
+        objects = [entry for entry in entries if entry[name] is not None and not isinstance(entry[name], str)]
+        for entry, text in zip(objects, canonical_json_rows([entry[name] for entry in objects]), strict=True):
+            entry[name] = text
+    return entries
+
+
+def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
+    """``_entries`` of one row."""
+    return _entries([values], at)[0]
 
 
 def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list[int]:
-    """Chain groups of entries (``_entry``) after the head, in the open transaction; the count after each group.
+    """Chain groups of entries (``_entries``) after the head, in the open transaction; the count after each group.
 
-    Rows without a time get the time of this call, so that ``at`` follows ``seq``.
+    Rows without a time get the time of this call, so that ``at`` follows ``seq``. Each
+    row's hash is ``row_hash``; the canonical JSON of the rows is written all at once.
     """
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     at = now_iso()
-    rows, counts = [], []
+    contents, counts = [], []
     for entries in groups:
         for entry in entries:
             count += 1
-            content = {**entry, "seq": count, "at": entry["at"] or at}
-            prev, head = head, row_hash(head, content)
-            rows.append((*(content[name] for name in CONTENT), prev, head))
+            contents.append({**entry, "seq": count, "at": entry["at"] or at})  # entries stay as given
         counts.append(count)
+    rows = []
+    for content, body in zip(contents, canonical_json_rows(contents), strict=True):
+        prev, head = head, hashlib.sha256((head + body).encode("utf-8")).hexdigest()
+        rows.append((*(content[name] for name in CONTENT), prev, head))
     if rows:
         placeholders = ", ".join("?" * len(COLUMNS))
         conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
@@ -129,7 +143,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append needs an open transaction (use state.transaction)")
-    return _chain(conn, [[_entry(values, None) for values in entries]])[0]
+    return _chain(conn, [_entries(entries)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -138,7 +152,7 @@ def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> in
     Raises ValueError for a bad entry, AuditUnavailable if they could not be written:
     nothing was written then.
     """
-    prepared = [_entry(values, None) for values in entries]
+    prepared = _entries(entries)
     with transaction(conn):
         return _chain(conn, [prepared])[0]
 
@@ -150,7 +164,9 @@ def record_predictions(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any
     sensor values), ``score``, ``decision``, ``model_version``, ``client``; ``at`` and
     ``app_version`` default to now and this service. Call it before sending the response.
     """
-    return record(conn, ({**row, "kind": "prediction"} for row in rows))
+    prepared = _entries(rows, kind="prediction")
+    with transaction(conn):
+        return _chain(conn, [prepared])[0]
 
 
 def record_action(
@@ -189,12 +205,12 @@ class Recorder:
 
     def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Audit the scored readings of one request (same rows as ``record_predictions``), committed."""
-        entries = [_entry({**row, "kind": "prediction"}, None) for row in rows]
+        entries = _entries(rows, kind="prediction")
         return self._commits.run(entries) if entries else 0
 
     async def record_predictions_async(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """``record_predictions`` for the event loop: the commit runs in the group commit's writer thread."""
-        entries = [_entry({**row, "kind": "prediction"}, None) for row in rows]
+        entries = _entries(rows, kind="prediction")
         return await self._commits.run_async(entries) if entries else 0
 
     def close(self) -> None:

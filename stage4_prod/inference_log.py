@@ -16,9 +16,7 @@ are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.fast_text import csv_lines
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -118,13 +117,11 @@ def _write(
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     latency = f"{latency_ms:.3f}"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\n")
-    writer.writerows((stamp, request_id, source, *line, latency) for line in lines)
+    text = csv_lines([(stamp, request_id, source, *line, latency) for line in lines], SEPARATOR)  # as csv.writer
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, buffer.getvalue())
+        _append(path, text)
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 

@@ -118,7 +118,11 @@ def audit_row(
 
 def audit_rows(actor: str, client: str | None, source: str, request_id: str, scored: pd.DataFrame) -> list[dict]:
     """One audit row (``audit_row``) per row of a scored frame (``with_scores``)."""
-    return [audit_row(actor, client, source, request_id, row, row) for row in scored.to_dict("records")]
+    names = [*SENSOR_NAMES, TIMESTAMP, EQUIPMENT_ID, "score", "decision", "model_version"]
+    readings = [
+        dict(zip(names, values, strict=True)) for values in zip(*(scored[n].tolist() for n in names), strict=True)
+    ]
+    return [audit_row(actor, client, source, request_id, reading, reading) for reading in readings]
 
 
 def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
