@@ -2,10 +2,12 @@
 
 Each field is filled from the environment variable named in its ``alias`` (an empty variable
 counts as unset). A bad value stops the service with a French message naming the variable:
-``PORT='abc' invalide : nombre entier attendu``. Secrets never come from here: API keys
-live hashed in the state database, and the clients read theirs themselves.
+``PORT='abc' invalide : nombre entier attendu``. The service's API keys are not settings:
+they live hashed in the state database. ``API_KEY`` is the key the stage's clients send
+(``client.py``, ``replay.py``), kept as a ``SecretStr`` so that no repr or log shows it.
 
-The module imports nothing of the stage: every other module may depend on it.
+The module imports nothing of the stage, nor anything heavy: every module, the clients
+included, may depend on it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from common.registry import DEFAULT_MODELS_DIR
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # common.registry's default, not imported
 
 
 class SettingsError(ValueError):
@@ -55,6 +57,7 @@ class Settings(BaseModel):
     # How often a worker looks at the served-model pointer (deployment.py).
     model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False, alias="MODEL_CHECK_INTERVAL_S")
     workers: int = Field(2, ge=1, alias="WORKERS")  # uvicorn processes; they share the state database
+    api_key: SecretStr | None = Field(None, alias="API_KEY")  # what the clients send; the service never reads it
 
     @field_validator("log_level", "audit_sync", mode="before")
     @classmethod
