@@ -16,6 +16,7 @@ import getpass
 import sys
 
 from . import auth, state
+from .settings import SettingsError
 
 
 def operator_name() -> str:
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="liste les clés (jamais les clés elles-mêmes)")
     args = parser.parse_args(argv)
     by = args.par or operator_name()
-    db = state.db_path(args.db)
     try:
+        db = state.db_path(args.db)
         if args.command == "create":
             key = auth.create_key(db, args.name, args.role, by=by)
             # The key alone on stdout, the explanation on stderr: KEY=$(make -s stage4-key ...) keeps the key only.
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in keys:
                 status = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
                 print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {status}")
-    except (auth.KeyRefused, state.AuditUnavailable) as exc:
+    except (auth.KeyRefused, state.AuditUnavailable, SettingsError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
     return 0
