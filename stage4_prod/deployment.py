@@ -1,8 +1,8 @@
 """Which model version is served: a pointer in SQLite shared by every worker, deploy and rollback.
 
-The table ``deployment`` of the state database (``state.py``) keeps one row per change (deploy, rollback, first start): the
-version served, the one it replaced, when and by whom. The last row is the pointer.
-``deploy`` checks a candidate *before* switching (sha256, loading, sane scores on a
+The table ``deployment`` of the state database (``state.py``) keeps one row per change
+(deploy, rollback, first start): the version served, the one it replaced, when and by
+whom. The last row is the pointer. ``deploy`` checks a candidate *before* switching (sha256, loading, sane scores on a
 simulated normal sample), then moves the pointer and writes the audit row in one
 transaction: every worker sees either the old pointer or the new one, never a half
 switch. A refused candidate changes nothing (the refusal is audited).

@@ -1,6 +1,7 @@
 """What maintenance says about the alarms: confirmed, rejected, or a fault the model missed.
 
-``POST /feedback`` stores one of three verdicts, by the technician's key name:
+``POST /feedback`` stores one of three verdicts, by the technician's key name, in the table
+``feedback`` of the state database (``state.py``):
 
 * ``confirmed`` / ``rejected``: about the alarms of one prediction request (its
   ``request_id``, optionally narrowed to one ``equipment_id`` for a batch). The alarms are
