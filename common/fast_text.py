@@ -16,8 +16,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import KeysView, Mapping, Sequence
 from json.encoder import encode_basestring
+from operator import itemgetter
 from typing import Any
 
 from common.data import float_texts
@@ -33,20 +34,20 @@ def canonical_json_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
     Raises what ``canonical_json`` raises for the first row it cannot write.
     """
-    keys = list(rows[0]) if rows and type(rows[0]) is dict else []
+    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
     if not keys or not all(type(key) is str for key in keys) or any(_keys_differ(row, keys) for row in rows):
         return [canonical_json(row) for row in rows]
     n = len(rows)
     parts = []
     for i, key in enumerate(sorted(keys)):
         parts.append(["{,"[i > 0] + encode_basestring(key) + ":"] * n)
-        parts.append(_json_column([row[key] for row in rows]))
+        parts.append(_json_column(list(map(itemgetter(key), rows))))
     parts.append(["}"] * n)
     return list(map("".join, zip(*parts, strict=True)))
 
 
-def _keys_differ(row: Any, keys: list[str]) -> bool:
-    return type(row) is not dict or len(row) != len(keys) or any(key not in row for key in keys)
+def _keys_differ(row: Any, keys: KeysView[str]) -> bool:
+    return type(row) is not dict or row.keys() != keys
 
 
 def _json(value: Any) -> str:
@@ -78,7 +79,7 @@ def _json_column(values: list[Any]) -> list[str]:
     if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
         return list(map(_json, values))
     texts = {value: _json(value) for value in distinct}
-    return [texts[value] for value in values]
+    return list(map(texts.__getitem__, values))
 
 
 def csv_lines(rows: Sequence[Sequence[Any]], delimiter: str = ",") -> str:
@@ -91,7 +92,7 @@ def csv_lines(rows: Sequence[Sequence[Any]], delimiter: str = ",") -> str:
     if width < 2 or any(len(row) != width for row in rows):
         return _csv_plain(rows, delimiter)
     columns = [_csv_column(list(column), delimiter) for column in zip(*rows, strict=True)]
-    return "".join(delimiter.join(fields) + "\n" for fields in zip(*columns, strict=True))
+    return "\n".join(map(delimiter.join, zip(*columns, strict=True))) + "\n"
 
 
 def _csv_plain(rows: Sequence[Sequence[Any]], delimiter: str) -> str:
@@ -112,5 +113,5 @@ def _csv_column(values: list[Any], delimiter: str) -> list[str]:
         return float_texts(values)  # repr, as csv.writer writes a float
     if types <= {str, type(None)}:
         texts = {value: _csv_field(value, delimiter) for value in set(values)}
-        return [texts[value] for value in values]
+        return list(map(texts.__getitem__, values))
     return [_csv_field(value, delimiter) for value in values]

@@ -121,7 +121,8 @@ def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list
     for entries in groups:
         for entry in entries:
             count += 1
-            contents.append({**entry, "seq": count, "at": entry["at"] or at})  # entries stay as given
+            entry["seq"], entry["at"] = count, entry["at"] or at  # entries are this call's own
+            contents.append(entry)
         counts.append(count)
     rows = []
     for content, body in zip(contents, canonical_json_rows(contents), strict=True):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,7 @@ def record(
     """
     numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
     columns = zip(scored[EQUIPMENT_ID], scored["model_version"], numbers, scored["decision"], strict=True)
-    lines = [(equipment, version, *values, decision) for equipment, version, values, decision in columns]
-    _write(directory, source, request_id, lines, latency_ms, when)
+    _write(directory, source, request_id, ((e, v, *n, d) for e, v, n, d in columns), latency_ms, when)
 
 
 def record_reading(
@@ -109,15 +108,16 @@ def record_reading(
 
 
 def _write(
-    directory: Path, source: str, request_id: str, lines: list[tuple], latency_ms: float, when: datetime | None
+    directory: Path, source: str, request_id: str, lines: Iterable[tuple], latency_ms: float, when: datetime | None
 ) -> None:
     """Append ``lines`` (equipment, version, the sensors, the score, the decision), each with the columns they share."""
-    if not lines:
-        return
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     latency = f"{latency_ms:.3f}"
-    text = csv_lines([(stamp, request_id, source, *line, latency) for line in lines], SEPARATOR)  # as csv.writer
+    rows = [(stamp, request_id, source, *line, latency) for line in lines]
+    if not rows:
+        return
+    text = csv_lines(rows, SEPARATOR)  # what csv.writer writes
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

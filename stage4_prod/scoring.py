@@ -108,7 +108,7 @@ def audit_row(
         "request_id": request_id,
         "source": source,
         "equipment_id": reading[EQUIPMENT_ID],
-        "inputs": {**{name: float(reading[name]) for name in SENSOR_NAMES}, TIMESTAMP: reading[TIMESTAMP].isoformat()},
+        "inputs": {**{name: reading[name] for name in SENSOR_NAMES}, TIMESTAMP: reading[TIMESTAMP].isoformat()},
         "score": result["score"],
         "decision": result["decision"],
         "model_version": result["model_version"],
