@@ -1,94 +1,79 @@
-"""Stage 4 configuration: one class, read from the environment with safe defaults, the only module that reads it.
+"""Stage 4 configuration: one settings class, the only place that reads the environment.
 
-Each field is filled from the environment variable named in its ``alias`` (an empty variable
-counts as unset). A bad value stops the service with a French message naming the variable:
-``PORT='abc' invalide : nombre entier attendu``. The service's API keys are not settings:
-they live hashed in the state database. ``API_KEY`` is the key the stage's clients send
-(``client.py``, ``replay.py``), kept as a ``SecretStr`` so that no repr or log shows it.
+Each field is read from the variable of the same name in capitals (``PORT``, ``STATE_DB``,
+``AUDIT_SYNC``...), with a safe default; an empty variable counts as unset. A value that
+does not fit (``PORT=abc``, ``AUDIT_SYNC=OFF``) stops the service with a French message
+naming the variable. The service's API keys are not settings: they live hashed in the
+state database. ``API_KEY`` is the key the stage's clients send (``client.py``,
+``replay.py``), kept as a ``SecretStr`` so that no repr or log shows it.
 
-The module imports nothing of the stage, nor anything heavy: every module, the clients
-included, may depend on it.
+The module imports nothing of the stage: every other module may depend on it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # common.registry's default, not imported
+from common.messages import reason
+from common.registry import DEFAULT_MODELS_DIR
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True)
+
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None  # served at the very first start (None: the latest); then the pointer decides
+    host: str = "127.0.0.1"
+    port: int = Field(8014, ge=1, le=65535)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 16 * 1024  # JSON API requests and stream messages; a reading is a few hundred bytes
+    git_commit: str = "inconnu"  # set at image build (ARG -> ENV)
+    build_date: str = "inconnue"
+    log_level: Annotated[str, StringConstraints(to_upper=True)] = "INFO"
+    log_dir: Path = Path("logs")  # the inference log: one CSV file per UTC day
+    max_batch_rows: int = Field(1000, ge=1)  # readings in one POST /predict/batch
+    stream_max_equipments: int = Field(1000, ge=1)  # equipments whose recent readings the stream keeps
+    state_db: Path = Path("state") / "stage4.sqlite"  # SQLite (WAL): keys, audit trail, model pointer, feedback
+    # PRAGMA synchronous: NORMAL survives a process crash, FULL a power cut too (slower); OFF could
+    # lose rows already answered, so it is refused.
+    audit_sync: Annotated[Literal["NORMAL", "FULL", "EXTRA"], BeforeValidator(_upper)] = "NORMAL"
+    rate_limit_per_s: float = Field(20.0, ge=0, allow_inf_nan=False)  # per key, on average (0: no limit)
+    rate_limit_burst: int = Field(40, ge=1)  # requests a key may send at once before the average applies
+    drift_window: int = Field(1440, ge=1)  # recent readings compared with the reference: a day, one a minute
+    model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False)  # how often a worker reads the pointer
+    workers: int = Field(2, ge=1)  # uvicorn processes of python -m stage4_prod.app; they share the state database
+    api_key: SecretStr | None = None  # what the clients send; the service never reads it
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use; the message (French) names it."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, protected_namespaces=())
-
-    models_dir: Path = Field(DEFAULT_MODELS_DIR, alias="MODELS_DIR")
-    # The version served at the very first start (None: the latest); then the deployment pointer decides.
-    model_version: str | None = Field(None, alias="MODEL_VERSION")
-    host: str = Field("127.0.0.1", alias="HOST")
-    port: int = Field(8014, ge=1, le=65535, alias="PORT")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, alias="MAX_UPLOAD_BYTES")
-    # JSON API requests and stream messages; a reading is a few hundred bytes.
-    max_body_bytes: int = Field(16 * 1024, ge=1, alias="MAX_BODY_BYTES")
-    git_commit: str = Field("inconnu", alias="GIT_COMMIT")  # set at image build (ARG -> ENV)
-    build_date: str = Field("inconnue", alias="BUILD_DATE")
-    log_level: str = Field("INFO", alias="LOG_LEVEL")
-    log_dir: Path = Field(Path("logs"), alias="LOG_DIR")  # the inference log: one CSV file per UTC day
-    max_batch_rows: int = Field(1000, ge=1, alias="MAX_BATCH_ROWS")  # readings in one POST /predict/batch
-    # Equipments whose recent readings the stream keeps in memory.
-    stream_max_equipments: int = Field(1000, ge=1, alias="STREAM_MAX_EQUIPMENTS")
-    # SQLite (WAL): API key hashes, audit trail, served-model pointer, feedback (state.py).
-    state_db: Path = Field(Path("state") / "stage4.sqlite", alias="STATE_DB")
-    # PRAGMA synchronous: NORMAL survives a process crash, FULL a power cut too (slower). OFF could
-    # lose rows already answered: refused.
-    audit_sync: Literal["NORMAL", "FULL", "EXTRA"] = Field("NORMAL", alias="AUDIT_SYNC")
-    # Requests per second and per key on average (0: no limit), and the burst allowed at once (auth.py).
-    rate_limit_per_s: float = Field(20.0, ge=0, allow_inf_nan=False, alias="RATE_LIMIT_PER_S")
-    rate_limit_burst: int = Field(40, ge=1, alias="RATE_LIMIT_BURST")
-    # Recent readings compared with the model's reference: one day at one reading a minute (drift.py).
-    drift_window: int = Field(1440, ge=1, alias="DRIFT_WINDOW")
-    # How often a worker looks at the served-model pointer (deployment.py).
-    model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False, alias="MODEL_CHECK_INTERVAL_S")
-    workers: int = Field(2, ge=1, alias="WORKERS")  # uvicorn processes; they share the state database
-    api_key: SecretStr | None = Field(None, alias="API_KEY")  # what the clients send; the service never reads it
-
-    @field_validator("log_level", "audit_sync", mode="before")
-    @classmethod
-    def _upper_case(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+def _reason(error: dict[str, Any]) -> str:
+    """``common.messages.reason``, and the words for what only settings meet (a list of values, a decimal)."""
+    value, ctx = error.get("input"), error.get("ctx") or {}
+    if error["type"] == "literal_error":
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"« {value} » refusé : valeurs admises {allowed}"
+    if error["type"] == "float_parsing":
+        return f"« {value} » n'est pas un nombre"
+    if error["type"] == "finite_number":
+        return f"« {value} » refusé : nombre fini attendu"
+    return reason(error, "")
 
 
-ENVIRONMENT = tuple(field.alias for field in Settings.model_fields.values())  # the variables read
-
-_REASONS = {  # pydantic's error types, in French
-    "int_parsing": "nombre entier attendu",
-    "float_parsing": "nombre attendu",
-    "finite_number": "nombre fini attendu",
-    "greater_than_equal": "au moins {ge} attendu",
-    "less_than_equal": "au plus {le} attendu",
-    "literal_error": "valeurs admises {expected}",
-}
-
-
-def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings from ``environ`` (default: the process environment), read anew at each call.
-
-    Raises SettingsError (French, naming the variable) for the first bad value.
-    """
-    source = os.environ if environ is None else environ
-    values = {name: source[name] for name in ENVIRONMENT if source.get(name, "").strip()}
+def get_settings() -> Settings:
+    """The settings read from the environment now; SettingsError names every variable to fix."""
     try:
-        return Settings.model_validate(values)
+        return Settings()
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0])
-        context = {k: str(v).replace("'", "").replace(" or ", ", ") for k, v in (error.get("ctx") or {}).items()}
-        reason = _REASONS.get(error["type"], "valeur invalide").format(**context)
-        raise SettingsError(f"{name}={values.get(name)!r} invalide : {reason}") from None
+        problems = "; ".join(f"{str(e['loc'][0]).upper()} : {_reason(e)}" for e in exc.errors())
+        raise SettingsError(f"variable d'environnement à corriger : {problems}") from None

@@ -66,4 +66,4 @@ def test_a_bad_setting_is_a_french_error_naming_it_not_a_traceback(tmp_path, mon
     monkeypatch.setenv("STATE_DB", str(tmp_path / "state.sqlite"))
     monkeypatch.setenv("AUDIT_SYNC", "OFF")
     assert keys.main(["list"]) == 2
-    assert "AUDIT_SYNC='OFF' invalide : valeurs admises NORMAL, FULL, EXTRA" in capsys.readouterr().err
+    assert "AUDIT_SYNC : « OFF » refusé : valeurs admises NORMAL, FULL, EXTRA" in capsys.readouterr().err
