@@ -123,24 +123,28 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-_initialised: set[str] = set()  # files whose tables this process has already created
+_opened: dict[str, str] = {}  # file -> its PRAGMA synchronous, for the files whose tables this process created
 
 
 def connect(path: str | os.PathLike | None = None, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open the state database in WAL mode, create its tables if needed, and return the connection.
 
-    The tables are created once per process and file (it takes the write lock). The
-    connection is in autocommit mode (``isolation_level=None``): writers open their own
-    ``transaction``. One connection per thread, unless the caller serialises its use
-    itself and passes ``check_same_thread=False``. ``synchronous`` follows ``AUDIT_SYNC``.
-    Raises AuditUnavailable (French) if the file cannot be opened or initialised.
+    The tables are created once per process and file (it takes the write lock), and
+    ``synchronous`` is read from the settings (``AUDIT_SYNC``) then, not at every
+    connection. The connection is in autocommit mode (``isolation_level=None``): writers
+    open their own ``transaction``. One connection per thread, unless the caller serialises
+    its use itself and passes ``check_same_thread=False``. Raises AuditUnavailable (French)
+    if the file cannot be opened or initialised.
     """
     target = db_path(path)
     conn = None
     try:
         fresh = not target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
-        sync = get_settings().audit_sync
+        key = str(target.resolve())
+        sync = None if fresh else _opened.get(key)
+        if sync is None:
+            sync = get_settings().audit_sync
         conn = sqlite3.connect(
             target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=check_same_thread
         )
@@ -149,10 +153,9 @@ def connect(path: str | os.PathLike | None = None, check_same_thread: bool = Tru
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
         conn.execute(f"PRAGMA synchronous = {sync}")
-        key = str(target.resolve())
-        if fresh or key not in _initialised:
+        if key not in _opened or fresh:
             conn.executescript(SCHEMA)
-            _initialised.add(key)
+            _opened[key] = sync
     except (OSError, sqlite3.Error, ValueError) as exc:
         if conn is not None:
             conn.close()
