@@ -184,9 +184,7 @@ async def lifespan(app: FastAPI):
     app.state.drift, app.state.model_error = None, None
     drift.warm_up()  # scipy, for the drift window's KS tests, imported in the background
     try:
-        first = scoring.load_model(settings)  # the first start writes the pointer; later ones follow it
-        deployment.initialize(settings.state_db, first.version)
-        app.state.models.add(first)
+        app.state.models.start(settings.model_version)  # the first start writes the pointer; later ones follow it
         loaded = served_model(app.state)
         logger.info("service %s ready with model %s", __version__, loaded.version)
     except (RegistryError, audit.AuditUnavailable) as exc:

@@ -1,39 +1,22 @@
-"""The audit trail: who predicted what, with which model, and every admin action, hash-chained in SQLite.
+"""The audit trail: who predicted what, with which model, and every admin action, hash-chained.
 
-One table, ``audit``, holds one row per scored reading (``kind`` = ``prediction``) and one
-row per admin or business action (``deploy``, ``deploy_refused``, ``rollback``,
-``key_create``, ``key_revoke``, ``feedback``), in a single chain: each row stores the hash
-of the previous row (``prev_hash``) and its own ``row_hash = sha256(prev_hash + canonical
-JSON of its content)``, its sequence number included. Editing a row breaks its hash;
-inserting or deleting one breaks the link of the next row. Deleting the *last* rows
-breaks no link, so a one-row table ``chain_head`` keeps the number of rows and the hash of
-the last one, updated in the same transaction as every append: a truncated tail no longer
-matches it. Someone able to rewrite the whole file can rewrite the head too: against that,
-copy the head hash that ``verify`` prints somewhere the service cannot write (a ticket, a
-signed e-mail) and pass it back with ``--ancre``.
+One table of the state database (``state.py``), ``audit``, holds one row per scored
+reading (``kind`` = ``prediction``) and one row per admin or business action (``deploy``,
+``deploy_refused``, ``rollback``, ``key_create``, ``key_revoke``, ``feedback``), in a
+single chain: each row stores the hash of the previous row (``prev_hash``) and its own
+``row_hash = sha256(prev_hash + canonical JSON of its content)``, its sequence number
+included. Editing a row breaks its hash; inserting or deleting one breaks the link of the
+next row. Deleting the *last* rows breaks no link, so a one-row table ``chain_head`` keeps
+the number of rows and the hash of the last one, updated in the same transaction as every
+append: a truncated tail no longer matches it. Someone able to rewrite the whole file can
+rewrite the head too: against that, copy the head hash that ``verify`` prints somewhere
+the service cannot write (a ticket, a signed e-mail) and pass it back with ``--ancre``.
 
-Appends are serialised across threads and processes by SQLite itself (``BEGIN
-IMMEDIATE``: read the head, insert, move the head, commit) and are committed before the
-caller answers: a caller that gets ``AuditUnavailable`` must answer 503, never the
-prediction. The database runs in WAL mode so that readers (``GET /audit``, the key and
-model-pointer look-ups of every request) never wait for a writer.
-
-The service's hot path adds two things (measured in docs/performances.md):
-
-* ``Recorder``, a group commit: the threads of one process that want to audit at the
-  same moment hand their rows to whichever of them holds the write lock, which chains
-  them all in ONE transaction; each caller returns only once the transaction holding its
-  rows is committed (or raises ``AuditUnavailable`` if it failed: then none of them was
-  written). One SQLite writer per process instead of one per thread: no busy-wait
-  between the threads of a process, and one commit for many requests.
-* ``reader``: a long-lived connection per thread for the look-ups of every request (key,
-  model pointer), instead of opening the file each time.
-
-Durability (``AUDIT_SYNC``): ``NORMAL`` (the default) commits to the WAL file without
-waiting for the disk: a committed row survives the death of the process (SIGKILL, OOM
-kill) but the last commits may be lost if the machine itself stops (power cut, kernel
-panic). ``FULL`` waits for the disk at every commit (``fsync``): a few milliseconds per
-commit on an ordinary disk, shared by the rows of one group commit.
+Appends run inside a state transaction (``BEGIN IMMEDIATE``: read the head, insert, move
+the head, commit), so they are serialised across threads and processes, and they are
+committed before the caller answers: a caller that gets ``AuditUnavailable`` must answer
+503, never the prediction. The service's predictions go through a ``Recorder``, the
+state's group commit: the rows of the requests that arrive together share one commit.
 
     python -m stage4_prod.audit verify [--db FICHIER] [--ancre HASH]
     python -m stage4_prod.audit export [--db FICHIER] [--utilisateur NOM] [--depuis ISO] > audit.csv
@@ -42,37 +25,26 @@ commit on an ordinary disk, shared by the rows of one group commit.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import hashlib
 import io
 import json
 import math
 import os
-import random
 import sqlite3
 import sys
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from json.encoder import encode_basestring
-from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
-from common.data import float_texts
-from stage4_prod import __version__
+from common.fast_text import canonical_json, canonical_json_rows
 
-DEFAULT_DB = Path("state") / "stage4.sqlite"
-GENESIS = "0" * 64  # prev_hash of the first row
-BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's transaction before failing
+from . import __version__
+from .state import GENESIS, AuditUnavailable, GroupCommit, connect, db_path, now_iso, transaction
+
 KINDS = ("prediction", "deploy", "deploy_refused", "rollback", "key_create", "key_revoke", "feedback")
-# The content a row's hash covers, in this order (prev_hash and row_hash are the chain itself).
+# The content a row's hash covers (prev_hash and row_hash are the chain itself).
 CONTENT = (
     "seq",
     "kind",
@@ -90,202 +62,10 @@ CONTENT = (
     "details",
 )
 COLUMNS = (*CONTENT, "prev_hash", "row_hash")
-_FIELDS = tuple(name for name in CONTENT if name != "seq")  # what a caller gives (_entry)
-_ORDER = sorted(CONTENT)  # the order of the keys in canonical JSON
 MAX_QUERY_ROWS = 10_000
-SYNC_MODES = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous values AUDIT_SYNC may take
-DEFAULT_SYNC = "NORMAL"  # survives a process crash, not a power cut: see the module doc
-READERS_PER_THREAD = 4  # state files a thread keeps a reader connection to (tests use many)
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    request_id TEXT,
-    source TEXT,
-    equipment_id TEXT,
-    inputs TEXT,
-    score REAL,
-    decision TEXT,
-    model_version TEXT,
-    app_version TEXT NOT NULL,
-    client TEXT,
-    details TEXT,
-    prev_hash TEXT NOT NULL,
-    row_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
-CREATE INDEX IF NOT EXISTS audit_actor_at ON audit (actor, at);
-CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-CREATE TABLE IF NOT EXISTS chain_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    count INTEGER NOT NULL,
-    head_hash TEXT NOT NULL
-);
-INSERT OR IGNORE INTO chain_head (id, count, head_hash) VALUES (1, 0, '{GENESIS}');
-"""
 
 
-class AuditUnavailable(Exception):
-    """The audit trail cannot be written (read-only folder, full disk, locked too long): answer 503."""
-
-
-def db_path(path: str | os.PathLike | None = None) -> Path:
-    """The state database: ``path``, else ``$STATE_DB``, else ``state/stage4.sqlite``."""
-    return Path(path or os.environ.get("STATE_DB") or DEFAULT_DB)
-
-
-def sync_mode(value: str | None = None) -> str:
-    """``PRAGMA synchronous`` of every connection: ``value``, else ``$AUDIT_SYNC``, else NORMAL.
-
-    Raises ValueError (French) for anything but NORMAL, FULL or EXTRA.
-    """
-    mode = (value or os.environ.get("AUDIT_SYNC") or DEFAULT_SYNC).strip().upper()
-    if mode not in SYNC_MODES:
-        raise ValueError(f"AUDIT_SYNC={mode!r} invalide : valeurs admises {', '.join(SYNC_MODES)}")
-    return mode
-
-
-_initialised: set[tuple[str, str]] = set()  # (file, extra schema) this process has already created
-
-
-def connect(
-    path: str | os.PathLike | None = None, extra_schema: str = "", check_same_thread: bool = True
-) -> sqlite3.Connection:
-    """Open the state database in WAL mode, create the tables if needed, and return the connection.
-
-    ``extra_schema`` adds the tables of another module (keys, deployment pointer, feedback)
-    to the same file, so that their changes and their audit rows share one transaction.
-    The schema is run once per process and file (it takes the write lock). The connection is in autocommit mode (``isolation_level=None``): writers open their
-    own ``BEGIN IMMEDIATE`` (``transaction``). One connection per thread (unless the caller
-    serialises its use itself and passes ``check_same_thread=False``). ``synchronous`` follows
-    ``sync_mode()``. Raises AuditUnavailable (French) if the file cannot be opened or initialised.
-    """
-    target = db_path(path)
-    key = (str(target.resolve()), extra_schema)
-    conn = None
-    try:
-        fresh = not target.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sync = sync_mode()
-        conn = sqlite3.connect(
-            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=check_same_thread
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
-        conn.execute(f"PRAGMA synchronous = {sync}")  # NORMAL: survives a process crash; FULL: a power cut
-        if fresh or key not in _initialised:
-            conn.executescript(SCHEMA + extra_schema)
-            _initialised.add(key)
-    except (OSError, sqlite3.Error, ValueError) as exc:
-        if conn is not None:
-            conn.close()
-        raise AuditUnavailable(f"base d'état {target} inutilisable : {exc}") from None
-    return conn
-
-
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-_readers = threading.local()
-
-
-def reader(path: str | os.PathLike | None = None, extra_schema: str = "") -> sqlite3.Connection:
-    """This thread's long-lived connection to the state database, for the reads of every request.
-
-    Opening the file costs more than the look-up itself (a key, the model pointer), so each
-    thread keeps one connection per file (the last ``READERS_PER_THREAD`` files). It is
-    opened again if the file was replaced or deleted meanwhile. Do not close it; do not
-    leave a transaction open on it. Every statement in autocommit mode sees the latest
-    commit of any process (a revoked key is refused on the next request). Raises
-    AuditUnavailable (French) like ``connect``.
-    """
-    target = db_path(path)
-    key = (os.fspath(target), extra_schema, os.getpid())
-    cache = getattr(_readers, "connections", None)
-    if cache is None:
-        cache = _readers.connections = OrderedDict()
-    inode = _inode(target)
-    found = cache.get(key)
-    if found is not None and inode is not None and found[1] == inode:
-        cache.move_to_end(key)
-        return found[0]
-    if found is not None:
-        del cache[key]
-        found[0].close()
-    conn = connect(target, extra_schema)
-    cache[key] = (conn, _inode(target))
-    while len(cache) > READERS_PER_THREAD:
-        cache.popitem(last=False)[1][0].close()
-    return conn
-
-
-def _begin_polling(conn: sqlite3.Connection, wait_s: float) -> None:
-    """``BEGIN IMMEDIATE``, retried every fraction of a millisecond for up to ``wait_s`` while another writer holds the lock.
-
-    SQLite's own busy handler sleeps 1, 2, 5... then 100 ms between attempts: a process
-    whose writer commits back to back (one group after another) can then keep the lock
-    for seconds while the other process sleeps. Short, jittered retries catch the gaps.
-    """
-    deadline = time.monotonic() + wait_s
-    delay = 0.0001
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(2 * delay, 0.002)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the statements inside wait as usual
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes; rollback on error.
-
-    ``wait_s``: wait for the write lock by short retries (``_begin_polling``) rather than
-    SQLite's busy handler. Raises AuditUnavailable if SQLite refuses (read-only, disk full,
-    busy beyond the timeout).
-    """
-    try:
-        if wait_s is None:
-            conn.execute("BEGIN IMMEDIATE")
-        else:
-            _begin_polling(conn, wait_s)
-    except sqlite3.Error as exc:
-        raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
-        raise
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def canonical(value: Any) -> str:
-    """The one JSON spelling of ``value`` that hashes are computed on (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+canonical = canonical_json  # the one JSON spelling of a value that hashes are computed on
 
 
 def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
@@ -294,151 +74,60 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+def _entries(rows: Iterable[Mapping[str, Any]], at: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """The content of each row but ``seq``, from a caller's mappings: JSON columns as canonical text, scores finite.
+
+    ``at`` is the time to use for a row without one (``None``: left for ``_chain`` to
+    stamp), ``kind`` the kind of every row (``None``: each row says); ``app_version``
+    defaults to this service's. Raises ValueError (or the TypeError of a value JSON cannot
+    hold) for the first bad row: nothing is prepared then.
+    """
+    entries = []
+    for values in rows:
+        entry = {name: values.get(name) for name in CONTENT[1:]}
+        entry["kind"] = kind or entry["kind"]
+        if entry["kind"] not in KINDS:
+            raise ValueError(f"unknown audit kind {entry['kind']!r}")
+        if not entry["actor"]:
+            raise ValueError("an audit row needs an actor")
+        entry["at"] = entry["at"] or at
+        entry["app_version"] = entry["app_version"] or __version__
+        if entry["score"] is not None:
+            entry["score"] = float(entry["score"])
+            if not math.isfinite(entry["score"]):
+                raise ValueError("an audited score must be finite")
+        entries.append(entry)
+    for name in ("inputs", "details"):  # a text is stored as it is; the rows of a batch are written together
+        objects = [entry for entry in entries if entry[name] is not None and not isinstance(entry[name], str)]
+        for entry, text in zip(objects, canonical_json_rows([entry[name] for entry in objects]), strict=True):
+            entry[name] = text
+    return entries
+
+
 def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
-    """A row's content from a caller's mapping: JSON columns serialised, floats checked finite.
-
-    ``at`` is the default time (``None``: left for ``_chain`` to stamp). Raises ValueError.
-    """
-    prepared = _Prepared([values], at)
-    return {"kind": prepared.kinds[0], "at": prepared.times[0], **dict(zip(CONTENT[3:], prepared.rest[0], strict=True))}
+    """``_entries`` of one row."""
+    return _entries([values], at)[0]
 
 
-def _check(kind: Any, actor: Any, inputs: Any, details: Any, score: Any) -> None:
-    """Raise the ValueError (or the error of ``canonical`` or ``float``) of one row's first wrong field."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown audit kind {kind!r}")
-    if not actor:
-        raise ValueError("an audit row needs an actor")
-    for value in (inputs, details):
-        if value is not None and not isinstance(value, str):
-            canonical(value)
-    if score is not None and not math.isfinite(float(score)):
-        raise ValueError("an audited score must be finite")
+def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list[int]:
+    """Chain groups of entries (``_entries``) after the head, in the open transaction; the count after each group.
 
-
-class _Prepared:
-    """The rows of one caller, as ``_chain`` needs them: ``_entry`` of each, worked out column by column.
-
-    ``kinds``, ``times`` (``None``: for ``_chain`` to stamp) and ``rest`` (the values of
-    ``CONTENT[3:]``, JSON columns serialised) per row; ``cuts``: the canonical JSON of each
-    row's content cut around ``at`` and ``seq``, which ``_chain`` fills in to hash the row
-    without serialising it again. The rows of a batch share most values: each distinct one
-    is serialised once. Raises ValueError (nothing prepared) as ``_entry`` would, on the
-    first wrong row.
-    """
-
-    __slots__ = ("kinds", "times", "rest", "cuts")
-
-    def __init__(self, values: Iterable[Mapping[str, Any]], at: str | None, kind: str | None = None):
-        rows = list(values)
-        n = len(rows)
-        columns = {name: [row.get(name) for row in rows] for name in _FIELDS if name != "kind" or kind is None}
-        if kind is not None:
-            columns["kind"] = [kind] * n
-        columns["at"] = [t or at for t in columns["at"]]
-        columns["app_version"] = [v or __version__ for v in columns["app_version"]]
-        try:
-            if not set(columns["kind"]) <= set(KINDS) or not all(columns["actor"]):
-                raise ValueError
-            columns["score"] = [None if s is None else float(s) for s in columns["score"]]
-            if not all(math.isfinite(s) for s in columns["score"] if s is not None):
-                raise ValueError
-            for name in ("inputs", "details"):
-                objects = [i for i, v in enumerate(columns[name]) if v is not None and not isinstance(v, str)]
-                for i, text in zip(objects, _canonical_objects([columns[name][i] for i in objects]), strict=True):
-                    columns[name][i] = text
-        except (ValueError, TypeError, OverflowError):  # raise what the first wrong row raises, row by row
-            for row in rows:
-                _check(kind or row.get("kind"), *(row.get(name) for name in ("actor", "inputs", "details", "score")))
-            raise
-        self.kinds, self.times = columns["kind"], columns["at"]
-        self.rest = list(zip(*(columns[name] for name in CONTENT[3:]), strict=True))
-        # The canonical JSON of each row's content: keys in sorted order, each value as canonical()
-        # writes it; "at" and "seq" are left out, they are known in _chain only.
-        parts: list[list[Any]] = [[], [], []]
-        part, text = 0, "{"
-        for name in _ORDER:
-            text += _json(name) + ":"
-            if name in ("at", "seq"):
-                parts[part].append([text] * n)
-                part, text = part + 1, ","
-            else:
-                parts[part] += [[text] * n, _json_column(columns[name])]
-                text = ","
-        parts[part].append([text[:-1] + "}"] * n)
-        self.cuts = list(zip(*(map("".join, zip(*columns, strict=True)) for columns in parts), strict=True))
-
-    def __len__(self) -> int:
-        return len(self.kinds)
-
-
-def _json(value: Any) -> str:
-    """``canonical(value)``, without the encoder's set-up for the types a row holds (text, number, null)."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str:
-        return encode_basestring(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    if kind is int:
-        return int.__repr__(value)
-    return canonical(value)
-
-
-def _json_column(values: list[Any]) -> list[str]:
-    """``_json`` of each value; each distinct text, or float (sensors repeat their values), worked out once.
-
-    Floats are only looked up by value when there is no zero among them: a set takes 0.0 and
-    -0.0 for the same value, canonical JSON does not.
-    """
-    types = set(map(type, values))
-    if types == {float} and all(map(math.isfinite, values)):  # canonical() writes floats as repr
-        return float_texts(values)
-    distinct = set(values) if types <= {str, type(None)} or types == {float} else {0.0}
-    if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
-        return list(map(encode_basestring if types == {str} else _json, values))
-    return list(map({v: _json(v) for v in distinct}.__getitem__, values))
-
-
-def _canonical_objects(objects: list[Any]) -> list[str]:
-    """``canonical`` of each object; column by column when they are JSON objects with the same text keys."""
-    if not objects or set(map(type, objects)) != {dict} or len(set(map(tuple, objects))) != 1:
-        return list(map(canonical, objects))
-    keys = sorted(objects[0]) if all(type(key) is str for key in objects[0]) else None
-    if not keys:  # no key, or keys that canonical() turns into text (or refuses)
-        return list(map(canonical, objects))
-    n = len(objects)
-    values = zip(*map(itemgetter(*keys), objects), strict=True) if len(keys) > 1 else [[o[keys[0]] for o in objects]]
-    columns = [
-        c
-        for i, (key, column) in enumerate(zip(keys, values, strict=True))
-        for c in (["{,"[i > 0] + _json(key) + ":"] * n, _json_column(list(column)))
-    ]
-    return [text + "}" for text in map("".join, zip(*columns, strict=True))]
-
-
-def _chain(conn: sqlite3.Connection, groups: Iterable[_Prepared]) -> list[int]:
-    """Chain prepared rows (``_Prepared``) after the head, in the open transaction; the count after each group.
-
-    Rows without a time get the time of this call, so that ``at`` follows ``seq``.
+    Rows without a time get the time of this call, so that ``at`` follows ``seq``. Each
+    row's hash is ``row_hash``; the canonical JSON of the rows is written all at once.
     """
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     at = now_iso()
-    at_json = _json(at)
-    rows, counts = [], []
-    for prepared in groups:
-        for kind, stamp, rest, (before, between, after) in zip(
-            prepared.kinds, prepared.times, prepared.rest, prepared.cuts, strict=True
-        ):
+    contents, counts = [], []
+    for entries in groups:
+        for entry in entries:
             count += 1
-            # row_hash(head, row): the canonical JSON cut around "at" and "seq", filled in
-            stamp_json = at_json if stamp is None else _json(stamp)
-            body = f"{head}{before}{stamp_json}{between}{count}{after}"
-            row_hash = hashlib.sha256(body.encode("utf-8")).hexdigest()
-            rows.append((count, kind, stamp or at, *rest, head, row_hash))
-            head = row_hash
+            entry["seq"], entry["at"] = count, entry["at"] or at  # entries are this call's own
+            contents.append(entry)
         counts.append(count)
+    rows = []
+    for content, body in zip(contents, canonical_json_rows(contents), strict=True):
+        prev, head = head, hashlib.sha256((head + body).encode("utf-8")).hexdigest()
+        rows.append((*(content[name] for name in CONTENT), prev, head))
     if rows:
         placeholders = ", ".join("?" * len(COLUMNS))
         conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
@@ -449,21 +138,24 @@ def _chain(conn: sqlite3.Connection, groups: Iterable[_Prepared]) -> list[int]:
 def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
     """Chain ``entries`` after the head, inside the caller's open transaction; returns the new count.
 
-    Use within ``transaction(conn)``, so that the rows are written together with whatever
-    the caller changes in the same database (a deployment pointer, a key) or not at all.
+    Use within ``state.transaction(conn)``, so that the rows are written together with
+    whatever the caller changes in the same database (a deployment pointer, a key) or not at
+    all. Raises ValueError for a bad entry (nothing written).
     """
     if not conn.in_transaction:
-        raise RuntimeError("audit.append needs an open transaction (use audit.transaction)")
-    return _chain(conn, [_Prepared(entries, None)])[0]
+        raise RuntimeError("audit.append needs an open transaction (use state.transaction)")
+    return _chain(conn, [_entries(entries)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
     """Append ``entries`` in one transaction of their own and commit before returning.
 
-    Raises AuditUnavailable if they could not be written: nothing was written then.
+    Raises ValueError for a bad entry, AuditUnavailable if they could not be written:
+    nothing was written then.
     """
+    prepared = _entries(entries)
     with transaction(conn):
-        return append(conn, entries)
+        return _chain(conn, [prepared])[0]
 
 
 def record_predictions(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -473,7 +165,9 @@ def record_predictions(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any
     sensor values), ``score``, ``decision``, ``model_version``, ``client``; ``at`` and
     ``app_version`` default to now and this service. Call it before sending the response.
     """
-    return record(conn, ({**row, "kind": "prediction"} for row in rows))
+    prepared = _entries(rows, kind="prediction")
+    with transaction(conn):
+        return _chain(conn, [prepared])[0]
 
 
 def record_action(
@@ -498,127 +192,30 @@ def record_action(
     return record(conn, [entry])
 
 
-class _Job:
-    """The prepared rows of one caller waiting for the group commit, and how it ended."""
-
-    __slots__ = ("entries", "count", "error", "done")
-
-    def __init__(self, entries: _Prepared):
-        self.entries = entries
-        self.count = 0
-        self.error: BaseException | None = None
-        self.done = False
-
-
 class Recorder:
-    """Group commit of this process's prediction rows: one transaction for the callers waiting together.
+    """The service's prediction rows, audited through the state's group commit (``state.GroupCommit``).
 
-    ``record_predictions(rows)`` prepares the rows (serialisation and checks, outside any
-    lock), queues them, then takes the process's write lock. The thread that holds it
-    writes every queued job in ONE transaction (``BEGIN IMMEDIATE``, so still one writer at
-    a time across processes), marks them done and releases the lock; a thread that gets
-    the lock after its job was written by another just returns. Each caller thus returns
-    only after the commit that holds its own rows, and gets AuditUnavailable if that
-    transaction failed (none of its rows, nor those of the others in it, was written).
-    While one group is being written the next one gathers, so under load a commit (and
-    its ``fsync`` with AUDIT_SYNC=FULL) is shared by many requests. Thread-safe.
-    ``record_predictions_async`` does the same for ``async`` endpoints, the commit in a
-    writer thread of the recorder's own.
+    The rows of one call are checked and serialised in the caller's thread (ValueError for a
+    bad one, nothing queued), then chained with the rows of the other requests waiting at
+    the same moment, in one transaction. Each call returns the count after its own rows once
+    they are committed, or raises AuditUnavailable (French): then none of them was written.
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = db_path(path)
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._queue: list[_Job] = []
-        self._conn: sqlite3.Connection | None = None
-        self._inode: tuple[int, int] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._commits = GroupCommit(_chain, path)
 
     def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Audit the scored readings of one request, committed before returning; the count after them.
-
-        Same rows as ``record_predictions``. Raises ValueError (nothing queued) for a bad
-        row, AuditUnavailable (French) if the transaction could not be committed.
-        """
-        return self.record(rows, kind="prediction")
+        """Audit the scored readings of one request (same rows as ``record_predictions``), committed."""
+        entries = _entries(rows, kind="prediction")
+        return self._commits.run(entries) if entries else 0
 
     async def record_predictions_async(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """``record_predictions`` for the event loop: the rows are prepared and queued in the
-        caller's thread, and committed by this recorder's writer thread, in the same groups.
-
-        The loop never waits for a commit (another process's write lock, an ``fsync``), and the
-        hop to the writer thread carries only the commit. Same errors as ``record_predictions``.
-        """
-        job = self._submit(rows, "prediction")
-        if job.done:
-            return job.count
-        return await asyncio.get_running_loop().run_in_executor(self._writer(), self._flush, job)
-
-    def record(self, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> int:
-        """Audit ``entries`` (of ``kind``, if given, whatever they say), committed before returning; the count after them."""
-        return self._flush(self._submit(entries, kind))
-
-    def _submit(self, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> _Job:
-        """Prepare ``entries`` (ValueError, nothing queued, for a bad one) and queue them for the next commit."""
-        job = _Job(_Prepared(entries, None, kind))
-        if not len(job.entries):
-            job.done = True
-            return job
-        with self._queue_lock:
-            self._queue.append(job)
-        return job
-
-    def _flush(self, job: _Job) -> int:
-        """Return once ``job`` is committed (writing every queued job if no other thread is): its count after it."""
-        with self._write_lock:
-            if not job.done:
-                with self._queue_lock:
-                    jobs, self._queue = self._queue, []
-                self._write(jobs)
-        if job.error is not None:
-            raise AuditUnavailable(str(job.error)) from None
-        return job.count
-
-    def _writer(self) -> ThreadPoolExecutor:
-        """The one thread that commits for the event loop (created on first use)."""
-        with self._queue_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
-            return self._executor
-
-    def _connection(self) -> sqlite3.Connection:
-        """The writer connection (used under the write lock only), reopened if the file was replaced."""
-        inode = _inode(self.path)
-        if self._conn is None or inode is None or inode != self._inode:
-            self.close()
-            self._conn = connect(self.path, check_same_thread=False)
-            self._inode = _inode(self.path)
-        return self._conn
-
-    def _write(self, jobs: list[_Job]) -> None:
-        try:
-            conn = self._connection()
-            with transaction(conn, wait_s=BUSY_TIMEOUT_MS / 1000):
-                counts = _chain(conn, [job.entries for job in jobs])
-            for job, count in zip(jobs, counts, strict=True):
-                job.count = count
-        except AuditUnavailable as exc:
-            self.close()  # the next group starts from a fresh connection
-            for job in jobs:
-                job.error = exc
-        except BaseException as exc:  # a bug: each waiting caller must still be released and refused
-            for job in jobs:
-                job.error = AuditUnavailable(f"journal d'audit indisponible en écriture : {exc!r}")
-            raise
-        finally:
-            for job in jobs:
-                job.done = True
+        """``record_predictions`` for the event loop: the commit runs in the group commit's writer thread."""
+        entries = _entries(rows, kind="prediction")
+        return await self._commits.run_async(entries) if entries else 0
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._commits.close()
 
 
 @dataclass

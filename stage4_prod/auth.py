@@ -3,9 +3,10 @@
 A key looks like ``pk_3f9c0a1e2b4d5c6f.<43 random characters>``: a public identifier
 (16 hex digits, shown by ``keys list`` and written in the audit trail and the logs) and
 32 random bytes. Only the sha256 of the whole key is stored (table ``api_keys`` of the
-state database). sha256 and not a slow KDF (bcrypt, scrypt, argon2): a slow hash protects
-low-entropy secrets chosen by people against guessing; a key of 256 random bits cannot be
-guessed whatever the hash, and a fast hash keeps checking a key on every request cheap.
+state database, ``state.py``). sha256 and not a slow KDF (bcrypt, scrypt, argon2): a slow
+hash protects low-entropy secrets chosen by people against guessing; a key of 256 random
+bits cannot be guessed whatever the hash, and a fast hash keeps checking a key on every
+request cheap.
 A request's key is found by its identifier, then its hash compared in constant time
 (``hmac.compare_digest``). The key itself is never stored, logged or echoed in an error.
 
@@ -30,7 +31,6 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import re
 import secrets
 import threading
@@ -42,7 +42,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
-from stage4_prod import audit
+from . import audit, state
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +70,6 @@ DEFAULT_RATE_PER_S = 20.0
 DEFAULT_BURST = 40
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared when the id is unknown: same work either way
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    key_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_at TEXT,
-    revoked_by TEXT
-);
-"""
-
 
 class KeyRefused(ValueError):
     """A key operation was refused (unknown role, unknown key...); the message is French."""
@@ -100,10 +87,6 @@ class Principal:
         return action in PERMISSIONS.get(self.role, frozenset())
 
 
-def _connect(db_path):
-    return audit.connect(db_path, SCHEMA)
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -117,12 +100,12 @@ def create_key(db_path, name: str, role: str, by: str = "cli") -> str:
         raise KeyRefused("nom invalide : de 1 à 64 caractères imprimables")
     key_id = secrets.token_hex(8)
     key = f"{KEY_PREFIX}{key_id}.{secrets.token_urlsafe(32)}"
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             conn.execute(
                 "INSERT INTO api_keys (key_id, name, role, key_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, role, hash_key(key), audit.now_iso(), by),
+                (key_id, name, role, hash_key(key), state.now_iso(), by),
             )
             details = {"key_id": key_id, "name": name, "role": role}
             audit.append(conn, [{"kind": "key_create", "actor": by, "details": details}])
@@ -134,16 +117,16 @@ def create_key(db_path, name: str, role: str, by: str = "cli") -> str:
 
 def revoke_key(db_path, key_id: str, by: str = "cli") -> None:
     """Revoke a key by its public id (effective on the next request); audited. KeyRefused if unknown."""
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             row = conn.execute("SELECT name, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
             if row is None:
                 raise KeyRefused(f"aucune clé d'identifiant « {key_id} »")
             if row["revoked_at"]:
                 raise KeyRefused(f"la clé {key_id} ({row['name']}) est déjà révoquée depuis {row['revoked_at']}")
             conn.execute(
-                "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?", (audit.now_iso(), by, key_id)
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?", (state.now_iso(), by, key_id)
             )
             audit.append(
                 conn, [{"kind": "key_revoke", "actor": by, "details": {"key_id": key_id, "name": row["name"]}}]
@@ -155,7 +138,7 @@ def revoke_key(db_path, key_id: str, by: str = "cli") -> None:
 
 def list_keys(db_path) -> list[dict[str, str | None]]:
     """Every key, oldest first: id, name, role, creation, revocation. Never the key nor its hash."""
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
         rows = conn.execute(
             "SELECT key_id, name, role, created_at, created_by, revoked_at, revoked_by FROM api_keys ORDER BY rowid"
@@ -177,7 +160,7 @@ def authenticate(db_path, presented_key: str | None) -> Principal | None:
         return None
     key_id = match.group(1)
     rows = (
-        audit.reader(db_path, SCHEMA)  # this thread's open connection: no file opening per request
+        state.reader(db_path)  # this thread's open connection: no file opening per request
         .execute("SELECT name, role, key_hash, revoked_at FROM api_keys WHERE key_id = ?", (key_id,))
         .fetchall()
     )
@@ -237,15 +220,6 @@ class Authenticator:
     def __init__(self, db_path, rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST):
         self.db_path = db_path
         self.limiter = RateLimiter(rate_per_s, burst)
-
-    @classmethod
-    def from_env(cls) -> Authenticator:
-        """Settings from ``STATE_DB``, ``RATE_LIMIT_PER_S`` and ``RATE_LIMIT_BURST`` (for tests and tools)."""
-        return cls(
-            audit.db_path(),
-            float(os.environ.get("RATE_LIMIT_PER_S", DEFAULT_RATE_PER_S)),
-            int(os.environ.get("RATE_LIMIT_BURST", DEFAULT_BURST)),
-        )
 
     def check(self, presented_key: str | None, action: str) -> Principal:
         """The caller's Principal if its key is valid, its role allows ``action`` and its bucket has a token.

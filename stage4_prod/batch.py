@@ -30,8 +30,9 @@ from pathlib import Path
 from common.data import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, DataError, write_csv
 from common.registry import LoadedModel, RegistryError
 from stage4_prod import audit, inference_log, scoring
+from stage4_prod.deployment import load_served
 from stage4_prod.keys import operator_name
-from stage4_prod.scoring import ANOMALY, load_model, score_chunks
+from stage4_prod.scoring import ANOMALY, score_chunks
 from stage4_prod.settings import get_settings
 
 SUMMARY = "resume.csv"
@@ -124,7 +125,7 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
     files = input_files(source)
     settings = get_settings()
     try:
-        loaded = load_model(settings)
+        loaded = load_served(settings.state_db, settings.models_dir, settings.model_version)
     except (RegistryError, audit.AuditUnavailable) as exc:
         raise FatalError(f"aucun modèle utilisable : {exc}") from None
     try:

@@ -1,8 +1,8 @@
 """Which model version is served: a pointer in SQLite shared by every worker, deploy and rollback.
 
-The table ``deployment`` keeps one row per change (deploy, rollback, first start): the
-version served, the one it replaced, when and by whom. The last row is the pointer.
-``deploy`` checks a candidate *before* switching (sha256, loading, sane scores on a
+The table ``deployment`` of the state database (``state.py``) keeps one row per change
+(deploy, rollback, first start): the version served, the one it replaced, when and by
+whom. The last row is the pointer. ``deploy`` checks a candidate *before* switching (sha256, loading, sane scores on a
 simulated normal sample), then moves the pointer and writes the audit row in one
 transaction: every worker sees either the old pointer or the new one, never a half
 switch. A refused candidate changes nothing (the refusal is audited).
@@ -13,6 +13,10 @@ reference to it. Versions already loaded stay in memory, so a rollback costs one
 write and, in each worker, one dictionary look-up: well under a second.
 ``rollback`` undoes the last deploy: after 1.0.0 -> 1.1.0 -> 1.2.0, rollbacks go to 1.1.0,
 then 1.0.0.
+
+The served model comes from here and nowhere else: ``ModelCache`` in the service,
+``load_served`` in a command that runs once; both serve the pointer's version, else the
+configured one (``MODEL_VERSION``), else the latest.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import numpy as np
 
 from common.registry import LoadedModel, RegistryError, load
 from common.simulator import simulate
-from stage4_prod import audit
+
+from . import audit, state
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +45,6 @@ CHECK_HOURS = 12.0
 MAX_ALARM_RATE = 0.05  # a sane model flags about 0.5 % of normal readings (its alarm_quantile); 10x that is broken
 DEFAULT_CHECK_INTERVAL_S = 0.2
 KEEP_LOADED = 4  # versions a worker keeps in memory (the current one, and the ones a rollback may need)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deployment (
-    id INTEGER PRIMARY KEY,
-    version TEXT NOT NULL,
-    previous_version TEXT,
-    action TEXT NOT NULL,
-    deployed_at TEXT NOT NULL,
-    by TEXT NOT NULL
-);
-"""
 
 
 class DeploymentError(Exception):
@@ -70,10 +64,6 @@ class Pointer:
     by: str
 
 
-def _connect(db_path):
-    return audit.connect(db_path, SCHEMA)
-
-
 def _current(conn) -> Pointer | None:
     rows = conn.execute(
         "SELECT id, version, previous_version, action, deployed_at, by FROM deployment ORDER BY id DESC LIMIT 1"
@@ -83,12 +73,24 @@ def _current(conn) -> Pointer | None:
 
 def current(db_path=None) -> Pointer | None:
     """The served version (None before the first start wrote it), read on this thread's open connection."""
-    return _current(audit.reader(db_path, SCHEMA))
+    return _current(state.reader(db_path))
+
+
+def load_served(db_path=None, models_dir=None, default_version: str | None = None) -> LoadedModel:
+    """The model to serve: the pointer's version, else ``default_version`` (else the latest), sha256 checked.
+
+    What a command that runs once (a batch job, a prediction from the shell, a retrain)
+    scores with; the service keeps a ``ModelCache``, which starts from the same version.
+    A state database that does not exist yet is not created. Raises
+    common.registry.RegistryError, or AuditUnavailable if the database cannot be read.
+    """
+    pointer = current(db_path) if state.db_path(db_path).exists() else None
+    return load(pointer.version if pointer else default_version, models_dir)
 
 
 def history(db_path=None) -> list[Pointer]:
     """Every change, oldest first."""
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
         rows = conn.execute(
             "SELECT version, previous_version, action, deployed_at, by FROM deployment ORDER BY id"
@@ -103,14 +105,14 @@ def initialize(db_path, version: str, by: str = "démarrage") -> Pointer:
 
     Several workers starting together call it: the first one writes, the others read.
     """
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             pointer = _current(conn)
             if pointer is None:
                 conn.execute(
                     "INSERT INTO deployment (version, previous_version, action, deployed_at, by) VALUES (?, NULL, ?, ?, ?)",
-                    (version, "initial", audit.now_iso(), by),
+                    (version, "initial", state.now_iso(), by),
                 )
                 audit.append(
                     conn, [{"kind": "deploy", "actor": by, "model_version": version, "details": {"initial": True}}]
@@ -165,7 +167,7 @@ def deploy(
         measured = check(loaded)
     except (RegistryError, DeploymentError) as exc:
         status = exc.status if isinstance(exc, DeploymentError) else (404 if "introuvable" in str(exc) else 422)
-        conn = _connect(db_path)
+        conn = state.connect(db_path)
         try:
             audit.record_action(
                 conn,
@@ -179,16 +181,16 @@ def deploy(
             conn.close()
         logger.warning("deploy of model %s refused: %s", version, exc)
         raise DeploymentError(f"déploiement de {version} refusé : {exc}", status) from None
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             before = _current(conn)
             if before is not None and before.version == version:
                 raise DeploymentError(f"la version {version} est déjà servie", 409)
             previous = before.version if before else None
             conn.execute(
                 "INSERT INTO deployment (version, previous_version, action, deployed_at, by) VALUES (?, ?, ?, ?, ?)",
-                (version, previous, "deploy", audit.now_iso(), by),
+                (version, previous, "deploy", state.now_iso(), by),
             )
             details = {"version": version, "previous_version": previous, "check": measured}
             entry = {"kind": "deploy", "actor": by, "model_version": version, "details": details}
@@ -206,9 +208,9 @@ def rollback(db_path, by: str, request_id: str | None = None, client: str | None
     No check and no loading: that version was checked when it was deployed, and the
     workers still hold it in memory.
     """
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             now = _current(conn)
             if now is None or now.previous_version is None:
                 raise DeploymentError("aucune version précédente vers laquelle revenir", 409)
@@ -222,7 +224,7 @@ def rollback(db_path, by: str, request_id: str | None = None, client: str | None
             before_target = row["previous_version"] if row else None
             conn.execute(
                 "INSERT INTO deployment (version, previous_version, action, deployed_at, by) VALUES (?, ?, ?, ?, ?)",
-                (target, before_target, "rollback", audit.now_iso(), by),
+                (target, before_target, "rollback", state.now_iso(), by),
             )
             details = {"from": now.version, "to": target}
             entry = {"kind": "rollback", "actor": by, "model_version": target, "details": details}
@@ -263,6 +265,17 @@ class ModelCache:
         self._refresh_lock = threading.Lock()
         self._failed: str | None = None  # the version that failed to load last (logged once)
 
+    def start(self, default_version: str | None = None) -> LoadedModel:
+        """Load the served version (``load_served``), write the first pointer if there is none, and serve it.
+
+        The very first start of a service writes the pointer; the later ones, and the other
+        workers, follow it. Raises RegistryError or AuditUnavailable (French).
+        """
+        loaded = load_served(self.db_path, self.models_dir, default_version)
+        initialize(self.db_path, loaded.version)
+        self.add(loaded)
+        return self.get()
+
     def add(self, loaded: LoadedModel) -> None:
         """Keep an already loaded model (the deploying worker's candidate) so that it is not loaded twice."""
         with self._refresh_lock:
@@ -299,7 +312,7 @@ class ModelCache:
         self._next_check = time.monotonic() + self.check_interval_s
         try:
             pointer = current(self.db_path)
-        except audit.AuditUnavailable as exc:
+        except state.AuditUnavailable as exc:
             logger.error("deployment pointer unreadable, keeping model %s: %s", self.version, exc)
             return
         if pointer is None or (self._current is not None and pointer.version == self._current.version):

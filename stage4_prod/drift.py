@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.decision import ANOMALY  # the decision that counts as an alarm
 from common.schema import SENSOR_NAMES
-from stage4_prod.scoring import ANOMALY  # the decision that counts as an alarm
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """What maintenance says about the alarms: confirmed, rejected, or a fault the model missed.
 
-``POST /feedback`` stores one of three verdicts, by the technician's key name:
+``POST /feedback`` stores one of three verdicts, by the technician's key name, in the table
+``feedback`` of the state database (``state.py``):
 
 * ``confirmed`` / ``rejected``: about the alarms of one prediction request (its
   ``request_id``, optionally narrowed to one ``equipment_id`` for a batch). The alarms are
@@ -19,25 +20,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from stage4_prod import audit
-from stage4_prod.scoring import ANOMALY  # the decision that counts as an alarm
+from common.decision import ANOMALY
+
+from . import audit, state
 
 VERDICTS = ("confirmed", "rejected", "missed")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
-    audit_seq INTEGER UNIQUE,
-    verdict TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    request_id TEXT,
-    equipment_id TEXT,
-    fault_at TEXT,
-    comment TEXT,
-    at TEXT NOT NULL,
-    by TEXT NOT NULL
-);
-"""
 
 
 class FeedbackError(ValueError):
@@ -46,10 +33,6 @@ class FeedbackError(ValueError):
     def __init__(self, message: str, status: int = 422):
         super().__init__(message)
         self.status = status
-
-
-def _connect(db_path):
-    return audit.connect(db_path, SCHEMA)
 
 
 def record(
@@ -64,10 +47,10 @@ def record(
     """Store a verdict and audit it in one transaction; returns what was stored (French errors)."""
     if verdict not in VERDICTS:
         raise FeedbackError(f"verdict « {verdict} » inconnu (attendus : {', '.join(VERDICTS)})")
-    now = audit.now_iso()
-    conn = _connect(db_path)
+    now = state.now_iso()
+    conn = state.connect(db_path)
     try:
-        with audit.transaction(conn):
+        with state.transaction(conn):
             if verdict == "missed":
                 stored = [_missed(conn, equipment_id, fault_at, comment, now, by)]
             else:
@@ -135,7 +118,7 @@ def _missed(conn, equipment_id, fault_at, comment, now, by) -> dict[str, Any]:
 
 def summary(db_path) -> dict[str, dict[str, Any]]:
     """Per model version: alarms raised, reviewed, confirmed, rejected, share confirmed, faults missed."""
-    conn = _connect(db_path)
+    conn = state.connect(db_path)
     try:
         raised = conn.execute(
             "SELECT model_version, count(*) FROM audit WHERE kind = 'prediction' AND decision = ? GROUP BY model_version",

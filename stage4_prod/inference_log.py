@@ -16,18 +16,16 @@ are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from common.data import float_texts
+from common.fast_text import csv_lines
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -54,12 +52,6 @@ def log_path(directory: Path, when: datetime) -> Path:
     return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
 
 
-def _lines(rows: Sequence[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
-
-
 def _append(path: Path, text: str) -> None:
     """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
 
@@ -71,7 +63,7 @@ def _append(path: Path, text: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         end = os.fstat(fd).st_size
         if end == 0:
-            text = _lines([COLUMNS]) + text
+            text = SEPARATOR.join(COLUMNS) + "\n" + text
         data = text.encode("utf-8")
         try:
             while data:
@@ -94,15 +86,9 @@ def record(
     LogUnavailable (an OSError, French message) if the log cannot be written: a
     prediction that cannot be traced must not be answered as if it were.
     """
-    if not len(scored):
-        return
-    columns = (
-        scored[EQUIPMENT_ID].tolist(),
-        scored["model_version"].tolist(),
-        *(scored[name].to_numpy(dtype="float64").tolist() for name in (*SENSOR_NAMES, "score")),
-        scored["decision"].tolist(),
-    )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
+    columns = zip(scored[EQUIPMENT_ID], scored["model_version"], numbers, scored["decision"], strict=True)
+    _write(directory, source, request_id, ((e, v, *n, d) for e, v, n, d in columns), latency_ms, when)
 
 
 def record_reading(
@@ -116,47 +102,28 @@ def record_reading(
 ) -> None:
     """``record`` for one reading (its sensors and ``equipment_id``) and its result
     (``score``, ``decision``, ``model_version``), without a frame to build: the same line."""
-    columns = (
-        [reading[EQUIPMENT_ID]],
-        [result["model_version"]],
-        *([float(reading[name])] for name in SENSOR_NAMES),
-        [float(result["score"])],
-        [result["decision"]],
-    )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    numbers = [float(reading[name]) for name in SENSOR_NAMES]
+    line = (reading[EQUIPMENT_ID], result["model_version"], *numbers, float(result["score"]), result["decision"])
+    _write(directory, source, request_id, [line], latency_ms, when)
 
 
 def _write(
-    directory: Path,
-    source: str,
-    request_id: str,
-    columns: Sequence[list],
-    latency_ms: float,
-    when: datetime | None,
+    directory: Path, source: str, request_id: str, lines: Iterable[tuple], latency_ms: float, when: datetime | None
 ) -> None:
-    """The lines of ``columns`` (equipment, version, the sensors and the score, decision) appended."""
+    """Append ``lines`` (equipment, version, the sensors, the score, the decision), each with the columns they share."""
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    # Built column by column: the fields every line shares are written once, each distinct text
-    # is quoted once, and floats are written as csv.writer writes them (repr, a column at a time).
-    head = _lines([(stamp, request_id, source, "")])[:-1]
-    tail = f"{SEPARATOR}{latency_ms:.3f}\n"
-    equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment, before=head), _texts(version), *map(float_texts, numbers), _texts(decision, after=tail)]
-    text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
+    latency = f"{latency_ms:.3f}"
+    rows = [(stamp, request_id, source, *line, latency) for line in lines]
+    if not rows:
+        return
+    text = csv_lines(rows, SEPARATOR)  # what csv.writer writes
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _append(path, text)
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
-
-
-def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
-    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once;
-    ``before`` and ``after`` are written around each field."""
-    written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
-    return list(map(written.__getitem__, texts))
 
 
 def check_writable(directory: Path) -> None:

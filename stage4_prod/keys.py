@@ -15,7 +15,8 @@ import argparse
 import getpass
 import sys
 
-from stage4_prod import audit, auth
+from . import auth, state
+from .settings import SettingsError
 
 
 def operator_name() -> str:
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="liste les clés (jamais les clés elles-mêmes)")
     args = parser.parse_args(argv)
     by = args.par or operator_name()
-    db = audit.db_path(args.db)
     try:
+        db = state.db_path(args.db)
         if args.command == "create":
             key = auth.create_key(db, args.name, args.role, by=by)
             # The key alone on stdout, the explanation on stderr: KEY=$(make -s stage4-key ...) keeps the key only.
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             print(f"{'identifiant':<17} {'nom':<24} {'rôle':<9} {'créée le':<30} état")
             for k in keys:
-                state = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
-                print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {state}")
-    except (auth.KeyRefused, audit.AuditUnavailable) as exc:
+                status = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
+                print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {status}")
+    except (auth.KeyRefused, state.AuditUnavailable, SettingsError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
     return 0

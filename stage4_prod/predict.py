@@ -19,7 +19,8 @@ from pathlib import Path
 from common.data import DataError, write_csv
 from common.registry import RegistryError
 from common.schema import SENSORS, ValidationError
-from stage4_prod.scoring import load_model, score_file, score_reading, summary
+from stage4_prod.deployment import load_served
+from stage4_prod.scoring import score_file, score_reading, summary
 from stage4_prod.settings import get_settings
 
 
@@ -52,7 +53,8 @@ def _number(name: str, text: str | None) -> float:
 
 def run(args: argparse.Namespace) -> str:
     """Do what the arguments ask and return the French report to print."""
-    loaded = load_model(get_settings())
+    settings = get_settings()
+    loaded = load_served(settings.state_db, settings.models_dir, settings.model_version)
     if args.fichier:
         source = Path(args.fichier)
         if not source.is_file():

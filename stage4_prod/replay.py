@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from websockets.sync.client import connect
 from common.data import DataError, read_chunks
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
 from stage4_prod.scoring import ANOMALY
+from stage4_prod.settings import get_settings
 
 DEFAULT_URL = "ws://127.0.0.1:8004/stream"
 
@@ -97,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     if not path.is_file():
         print(f"Erreur : fichier introuvable : {path}", file=sys.stderr)
         return 2
+    key = get_settings().api_key  # from the environment, never the command line
     try:
         answers = replay(
             readings_of(path, args.equipement or path.stem),
             args.url,
             args.rate,
             lambda reading, answer: print(describe(reading, answer), flush=True),
-            os.environ.get("API_KEY"),  # from the environment, never the command line
+            key.get_secret_value() if key else None,
         )
     except DataError as exc:
         print(f"Erreur : fichier refusé : {exc}", file=sys.stderr)

@@ -22,14 +22,15 @@ from datetime import timedelta
 import pandas as pd
 
 from common.data import DataError
+from common.decision import NORMAL
 from common.evaluation import evaluate
 from common.model import AnomalyModel
-from common.registry import RegistryError, load, parse_version, save
+from common.registry import RegistryError, parse_version, save
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
 from common.simulator import SCENARIO_LABELS
-from stage4_prod import audit, deployment, feedback
-from stage4_prod.scoring import NORMAL
-from stage4_prod.settings import get_settings
+
+from . import deployment, state
+from .settings import get_settings
 
 DEFAULT_ROWS = 20_000
 MIN_ROWS = 2_000  # below this, a few hours of one pump: not enough to learn what normal looks like
@@ -38,7 +39,7 @@ MISSED_MARGIN = timedelta(hours=24)  # a fault found late was probably brewing f
 
 def normal_readings(db_path, rows: int = DEFAULT_ROWS) -> pd.DataFrame:
     """The last ``rows`` audited readings judged normal and not contradicted by feedback, as a sensor frame."""
-    conn = audit.connect(db_path, feedback.SCHEMA)
+    conn = state.connect(db_path)
     try:
         found = conn.execute(
             "SELECT request_id, equipment_id, inputs, at FROM audit WHERE kind = 'prediction' AND decision = ? "
@@ -92,8 +93,7 @@ def retrain(version: str, db_path=None, rows: int = DEFAULT_ROWS, models_dir=Non
             f"{len(frame)} mesures normales seulement dans le journal d'audit ({MIN_ROWS} au moins) : "
             "attendez plus de trafic ou entraînez sur des fichiers (make train)"
         )
-    pointer = deployment.current(db_path)
-    current = load(pointer.version if pointer else None, models_dir)
+    current = deployment.load_served(db_path, models_dir)
     candidate = AnomalyModel().fit(frame)
     metrics = evaluate(candidate)
     save(candidate, version, frame, metrics=metrics, path=models_dir)
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        served, text = retrain(args.version, audit.db_path(args.db), args.rows, get_settings().models_dir)
-    except (RegistryError, DataError, audit.AuditUnavailable, ValueError) as exc:
+        served, text = retrain(args.version, state.db_path(args.db), args.rows, get_settings().models_dir)
+    except (RegistryError, DataError, state.AuditUnavailable, ValueError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
     print(f"Version candidate {args.version} enregistrée (non déployée ; servie : {served}).\n{text}")

@@ -9,32 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from common.data import DEFAULT_CHUNK_ROWS, Source, load_csv, read_chunks
+from common.decision import ANOMALY, decide, decide_all
 from common.incremental import IncrementalScorer
-from common.registry import LoadedModel, load
+from common.registry import LoadedModel
 from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP, validate_reading
-from stage4_prod import deployment
-from stage4_prod.settings import Settings
-
-NORMAL = "Normal"
-INPUTS = (*SENSOR_NAMES, TIMESTAMP)  # what an audit row's inputs hold
-ANOMALY = "Anomalie"
-
-
-def load_model(settings: Settings) -> LoadedModel:
-    """The version the deployment pointer serves, else the one the settings name (the latest if none), sha256 checked.
-
-    Raises common.registry.RegistryError, or audit.AuditUnavailable if the state database cannot be read.
-    """
-    pointer = deployment.current(settings.state_db) if settings.state_db.exists() else None
-    return load(pointer.version if pointer else settings.model_version, settings.models_dir)
 
 
 def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,7 +32,7 @@ def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, 
     score = loaded.model.score_reading(values)
     return {
         "score": score,
-        "decision": decide([score], loaded.model.threshold_)[0],
+        "decision": decide(score, loaded.model.threshold_),
         "threshold": loaded.model.threshold_,
         "model_version": loaded.version,
     }
@@ -61,18 +46,14 @@ def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_
     frame = load_csv(source, equipment_id=equipment_id)
     scores = loaded.model.score(frame)
     frame["score"] = scores
-    frame["decision"] = decide(scores, loaded.model.threshold_)
+    frame["decision"] = decide_all(scores, loaded.model.threshold_)
     return frame
-
-
-def decide(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
-    """ "Anomalie" where a score exceeds the alarm threshold, else "Normal"."""
-    return [ANOMALY if s > threshold else NORMAL for s in scores]
 
 
 def with_scores(frame: pd.DataFrame, scores: np.ndarray, loaded: LoadedModel) -> pd.DataFrame:
     """``frame`` with the columns ``score``, ``decision`` and ``model_version`` added."""
-    return frame.assign(score=scores, decision=decide(scores, loaded.model.threshold_), model_version=loaded.version)
+    decisions = decide_all(scores, loaded.model.threshold_)
+    return frame.assign(score=scores, decision=decisions, model_version=loaded.version)
 
 
 def score_chunks(
@@ -136,33 +117,12 @@ def audit_row(
 
 
 def audit_rows(actor: str, client: str | None, source: str, request_id: str, scored: pd.DataFrame) -> list[dict]:
-    """One audit row (``audit_row``) per row of a scored frame (``with_scores``), columns read once each."""
-    values = scored[list(SENSOR_NAMES)].to_numpy(dtype="float64").tolist()
-    for row, stamp in zip(values, iso_times(scored[TIMESTAMP]), strict=True):
-        row.append(stamp)  # the inputs: the eight sensors, then the timestamp
-    columns = zip(
-        values,
-        scored[EQUIPMENT_ID].tolist(),
-        scored["score"].tolist(),
-        scored["decision"].tolist(),
-        scored["model_version"].tolist(),
-        strict=True,
-    )
-    # audit_row's dict, built in place: the batch path's per-row cost (a test compares them)
-    return [
-        {
-            "actor": actor,
-            "request_id": request_id,
-            "source": source,
-            "equipment_id": equipment,
-            "inputs": dict(zip(INPUTS, row, strict=True)),
-            "score": score,
-            "decision": decision,
-            "model_version": version,
-            "client": client,
-        }
-        for row, equipment, score, decision, version in columns
+    """One audit row (``audit_row``) per row of a scored frame (``with_scores``)."""
+    names = [*SENSOR_NAMES, TIMESTAMP, EQUIPMENT_ID, "score", "decision", "model_version"]
+    readings = [
+        dict(zip(names, values, strict=True)) for values in zip(*(scored[n].tolist() for n in names), strict=True)
     ]
+    return [audit_row(actor, client, source, request_id, reading, reading) for reading in readings]
 
 
 def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
@@ -178,10 +138,3 @@ def summary(scored: pd.DataFrame, loaded: LoadedModel) -> str:
             f"Score le plus élevé : {top['score']:.3f} le {top['timestamp']} (seuil d'alarme {loaded.model.threshold_:.3f})."
         )
     return "\n".join(lines)
-
-
-def iso_times(times: pd.Series) -> list[str]:
-    """``isoformat()`` of each timestamp of a column, without a Timestamp object per row when it holds no nanoseconds."""
-    if times.dtype.kind == "M" and times.dt.tz is None and times.dt.unit in ("s", "ms", "us"):
-        return list(map(datetime.isoformat, times.to_numpy().astype("datetime64[us]").tolist()))
-    return [t.isoformat() for t in times]

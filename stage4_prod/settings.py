@@ -1,59 +1,79 @@
-"""Stage 4 configuration, read once from the environment with safe defaults; secrets never come from here."""
+"""Stage 4 configuration: one settings class, the only place that reads the environment.
+
+Each field is read from the variable of the same name in capitals (``PORT``, ``STATE_DB``,
+``AUDIT_SYNC``...), with a safe default; an empty variable counts as unset. A value that
+does not fit (``PORT=abc``, ``AUDIT_SYNC=OFF``) stops the service with a French message
+naming the variable. The service's API keys are not settings: they live hashed in the
+state database. ``API_KEY`` is the key the stage's clients send (``client.py``,
+``replay.py``), kept as a ``SecretStr`` so that no repr or log shows it.
+
+The module imports nothing of the stage: every other module may depend on it.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.messages import reason
+from common.registry import DEFAULT_MODELS_DIR
 
 
-@dataclass(frozen=True)
-class Settings:
-    models_dir: Path
-    model_version: str | None  # the version served at the very first start (None: the latest); then the pointer
-    host: str
-    port: int
-    max_upload_bytes: int
-    max_body_bytes: int  # JSON API requests and stream messages; a reading is a few hundred bytes
-    git_commit: str  # set at image build (ARG -> ENV); "inconnu" outside an image
-    build_date: str
-    log_level: str
-    log_dir: Path  # the inference log: one CSV file per UTC day
-    max_batch_rows: int  # readings in one POST /predict/batch
-    stream_max_equipments: int  # equipments whose recent readings the stream keeps in memory
-    state_db: Path  # SQLite (WAL): API key hashes, audit trail, served-model pointer, feedback
-    audit_sync: str  # PRAGMA synchronous: NORMAL (survives a process crash) or FULL (a power cut, slower)
-    rate_limit_per_s: float  # requests per second and per key, on average (0: no limit)
-    rate_limit_burst: int  # requests a key may send at once before the average applies
-    drift_window: int  # recent readings compared with the model's reference
-    model_check_interval_s: float  # how often a worker looks at the served-model pointer
-    workers: int  # uvicorn processes of python -m stage4_prod.app (they share the state database)
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True)
+
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None  # served at the very first start (None: the latest); then the pointer decides
+    host: str = "127.0.0.1"
+    port: int = Field(8014, ge=1, le=65535)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 16 * 1024  # JSON API requests and stream messages; a reading is a few hundred bytes
+    git_commit: str = "inconnu"  # set at image build (ARG -> ENV)
+    build_date: str = "inconnue"
+    log_level: Annotated[str, StringConstraints(to_upper=True)] = "INFO"
+    log_dir: Path = Path("logs")  # the inference log: one CSV file per UTC day
+    max_batch_rows: int = Field(1000, ge=1)  # readings in one POST /predict/batch
+    stream_max_equipments: int = Field(1000, ge=1)  # equipments whose recent readings the stream keeps
+    state_db: Path = Path("state") / "stage4.sqlite"  # SQLite (WAL): keys, audit trail, model pointer, feedback
+    # PRAGMA synchronous: NORMAL survives a process crash, FULL a power cut too (slower); OFF could
+    # lose rows already answered, so it is refused.
+    audit_sync: Annotated[Literal["NORMAL", "FULL", "EXTRA"], BeforeValidator(_upper)] = "NORMAL"
+    rate_limit_per_s: float = Field(20.0, ge=0, allow_inf_nan=False)  # per key, on average (0: no limit)
+    rate_limit_burst: int = Field(40, ge=1)  # requests a key may send at once before the average applies
+    drift_window: int = Field(1440, ge=1)  # recent readings compared with the reference: a day, one a minute
+    model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False)  # how often a worker reads the pointer
+    workers: int = Field(2, ge=1)  # uvicorn processes of python -m stage4_prod.app; they share the state database
+    api_key: SecretStr | None = None  # what the clients send; the service never reads it
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message (French) names it."""
+
+
+def _reason(error: dict[str, Any]) -> str:
+    """``common.messages.reason``, and the words for what only settings meet (a list of values, a decimal)."""
+    value, ctx = error.get("input"), error.get("ctx") or {}
+    if error["type"] == "literal_error":
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"« {value} » refusé : valeurs admises {allowed}"
+    if error["type"] == "float_parsing":
+        return f"« {value} » n'est pas un nombre"
+    if error["type"] == "finite_number":
+        return f"« {value} » refusé : nombre fini attendu"
+    return reason(error, "")
 
 
 def get_settings() -> Settings:
-    from common.registry import models_dir
-    from stage4_prod import audit, auth, deployment, drift
-
-    return Settings(
-        models_dir=models_dir(os.environ.get("MODELS_DIR")),
-        model_version=os.environ.get("MODEL_VERSION") or None,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8014")),
-        max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
-        max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(16 * 1024))),
-        git_commit=os.environ.get("GIT_COMMIT") or "inconnu",
-        build_date=os.environ.get("BUILD_DATE") or "inconnue",
-        log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        log_dir=Path(os.environ.get("LOG_DIR") or "logs"),
-        max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
-        stream_max_equipments=int(os.environ.get("STREAM_MAX_EQUIPMENTS", "1000")),
-        state_db=audit.db_path(),  # STATE_DB, else state/stage4.sqlite
-        audit_sync=audit.sync_mode(),  # AUDIT_SYNC, else NORMAL; ValueError (French) if invalid
-        rate_limit_per_s=float(os.environ.get("RATE_LIMIT_PER_S", str(auth.DEFAULT_RATE_PER_S))),
-        rate_limit_burst=int(os.environ.get("RATE_LIMIT_BURST", str(auth.DEFAULT_BURST))),
-        drift_window=int(os.environ.get("DRIFT_WINDOW", str(drift.WINDOW))),
-        model_check_interval_s=float(
-            os.environ.get("MODEL_CHECK_INTERVAL_S", str(deployment.DEFAULT_CHECK_INTERVAL_S))
-        ),
-        workers=int(os.environ.get("WORKERS", "2")),
-    )
+    """The settings read from the environment now; SettingsError names every variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{str(e['loc'][0]).upper()} : {_reason(e)}" for e in exc.errors())
+        raise SettingsError(f"variable d'environnement à corriger : {problems}") from None

@@ -14,7 +14,7 @@ from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from stage3_preprod import scoring as stage3_scoring
 from stage4_prod import app as app_module
-from stage4_prod import audit, auth, batch, deployment
+from stage4_prod import audit, auth, batch, deployment, state
 from stage4_prod.inference_log import read_logs
 from stage4_prod.middleware import SECURITY_HEADERS
 
@@ -225,12 +225,12 @@ def test_the_audit_commit_of_one_reading_runs_in_the_recorders_writer_thread(cli
     import threading
 
     committed_in = []
-    write = audit.Recorder._write
+    write = state.GroupCommit._write
 
     def spy(self, jobs):
         committed_in.append(threading.current_thread().name)
         write(self, jobs)
 
-    monkeypatch.setattr(audit.Recorder, "_write", spy)
+    monkeypatch.setattr(state.GroupCommit, "_write", spy)
     assert client.post("/predict", json=EXAMPLE_READING, headers=op(keys)).status_code == 200
     assert len(committed_in) == 1 and committed_in[0].startswith("audit-writer")

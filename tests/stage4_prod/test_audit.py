@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stage4_prod import audit, feedback
+from stage4_prod import audit, feedback, state
 
 READING = {
     "accelerometer1_rms": 0.027,
@@ -224,13 +224,13 @@ def test_callers_waiting_together_share_one_transaction_and_each_gets_its_own_ro
     recorder = audit.Recorder(path)
     recorder.record_predictions([prediction(0)])
     transactions = []
-    real_transaction = audit.transaction
+    real_transaction = state.transaction
 
     def counted(conn, **options):
         transactions.append(1)
         return real_transaction(conn, **options)
 
-    monkeypatch.setattr(audit, "transaction", counted)
+    monkeypatch.setattr(state, "transaction", counted)
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")  # another process writing: the first caller waits for it
     counts = {}
@@ -272,7 +272,7 @@ def test_a_writer_locked_out_beyond_the_timeout_is_refused_and_writes_nothing(tm
     path = tmp_path / "s.sqlite"
     recorder = audit.Recorder(path)
     recorder.record_predictions([prediction(1)])
-    monkeypatch.setattr(audit, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(state, "BUSY_TIMEOUT_MS", 300)
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")  # another process that never lets go
     with pytest.raises(audit.AuditUnavailable, match="indisponible en écriture"):
@@ -295,34 +295,30 @@ def test_recorder_follows_a_replaced_state_file(tmp_path):
 def test_reader_connection_is_kept_per_thread_sees_other_writers_and_follows_a_replaced_file(tmp_path):
     path = tmp_path / "s.sqlite"
     audit.record_predictions(audit.connect(path), [prediction(1)])
-    conn = audit.reader(path)
-    assert audit.reader(path) is conn
+    conn = state.reader(path)
+    assert state.reader(path) is conn
     count = "SELECT count FROM chain_head"
     assert conn.execute(count).fetchall()[0][0] == 1
     audit.record_predictions(audit.connect(path), [prediction(2)])  # another connection (another process)
     assert conn.execute(count).fetchall()[0][0] == 2
     others = []
-    thread = threading.Thread(target=lambda: others.append(audit.reader(path)))
+    thread = threading.Thread(target=lambda: others.append(state.reader(path)))
     thread.start()
     thread.join()
     assert others[0] is not conn
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    assert audit.reader(path) is not conn
-    assert audit.reader(path).execute(count).fetchall()[0][0] == 0
+    assert state.reader(path) is not conn
+    assert state.reader(path).execute(count).fetchall()[0][0] == 0
 
 
 def test_synchronous_mode_comes_from_audit_sync(tmp_path, monkeypatch):
     monkeypatch.delenv("AUDIT_SYNC", raising=False)
-    assert audit.sync_mode() == "NORMAL"
     assert audit.connect(tmp_path / "a.sqlite").execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     monkeypatch.setenv("AUDIT_SYNC", "full")
-    assert audit.sync_mode() == "FULL"
     assert audit.connect(tmp_path / "b.sqlite").execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     monkeypatch.setenv("AUDIT_SYNC", "OFF")  # OFF could lose acknowledged rows on a crash: refused
-    with pytest.raises(ValueError, match="AUDIT_SYNC='OFF' invalide"):
-        audit.sync_mode()
-    with pytest.raises(audit.AuditUnavailable, match="inutilisable"):
+    with pytest.raises(audit.AuditUnavailable, match="inutilisable : .*AUDIT_SYNC : « OFF » refusé : valeurs admises"):
         audit.connect(tmp_path / "c.sqlite")
 
 
@@ -437,7 +433,7 @@ def tricky_rows(n: int) -> list[dict]:
     return rows
 
 
-def test_rows_prepared_column_by_column_are_stored_and_hashed_as_row_by_row(tmp_path):
+def test_json_columns_are_stored_as_their_canonical_json_and_every_row_verifies(tmp_path):
     rows = tricky_rows(40)
     recorder = audit.Recorder(tmp_path / "state.sqlite")
     try:

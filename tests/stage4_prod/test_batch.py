@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-
-from common.data import frame_from_readings
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
-from stage4_prod import audit, auth, scoring
+from stage4_prod import audit, auth
 from stage4_prod.inference_log import read_logs
 
 
@@ -37,19 +33,3 @@ def test_batch_judges_each_reading_as_predict_does_and_audits_each_scored_one(cl
     refused = client.post("/predict/batch", content=b"[1,", headers={**operator, "Content-Type": "application/json"})
     assert refused.status_code == 422 and "JSON mal formé" in refused.json()["errors"][0]["message"]
     assert client.post("/predict/batch", json=readings).status_code == 401
-
-
-def test_audit_rows_of_a_frame_are_the_audit_row_of_each_reading():
-    frame = frame_from_readings(
-        [
-            {**EXAMPLE_READING, TIMESTAMP: datetime(2026, 1, 5, 10, 0, 0)},
-            {**EXAMPLE_READING, "pressure": -0.0, TIMESTAMP: datetime(2026, 1, 5, 10, 0, 0, 123456)},
-            {**EXAMPLE_READING, EQUIPMENT_ID: "p-2", TIMESTAMP: datetime(1, 1, 1)},
-        ]
-    ).assign(score=[0.1 + 0.2, 1e-7, 0.5], decision=["Normal", "Anomalie", "Normal"], model_version="1.0.0")
-    rows = scoring.audit_rows("atelier", None, "api_batch", "r1", frame)
-    expected = [
-        scoring.audit_row("atelier", None, "api_batch", "r1", reading, reading) for reading in frame.to_dict("records")
-    ]
-    assert rows == expected
-    assert [json.dumps(r["inputs"]) for r in rows] == [json.dumps(r["inputs"]) for r in expected]

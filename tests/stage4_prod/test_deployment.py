@@ -11,7 +11,7 @@ import pytest
 
 from common.model import AnomalyModel
 from common.registry import load, save
-from stage4_prod import audit, deployment
+from stage4_prod import audit, deployment, state
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_cache_checks_the_pointer_at_most_every_interval(db, registry):
 def test_an_unloadable_pointer_keeps_the_current_model(db, registry, caplog):
     cache = deployment.ModelCache(db, registry, check_interval_s=0)
     assert cache.get().version == "1.0.0"
-    conn = audit.connect(db, deployment.SCHEMA)  # a pointer moved behind the checks' back
+    conn = state.connect(db)  # a pointer moved behind the checks' back
     conn.execute(
         "INSERT INTO deployment (version, previous_version, action, deployed_at, by) VALUES ('1.2.0', '1.0.0', 'deploy', 'x', 'y')"
     )
@@ -183,3 +183,16 @@ def test_concurrent_requests_through_deploy_and_rollback_never_fail(db, registry
     assert errors == [] and versions == {"1.0.0", "1.1.0"}
     print(f"\nrollback() call: max {1000 * max(timings):.1f} ms")
     assert max(timings) < 1.0  # the issue's bound: rollback in under a second
+
+
+def test_the_served_model_is_the_pointers_else_the_configured_version_else_the_latest(tmp_path, registry):
+    fresh = tmp_path / "nouvelle" / "state.sqlite"
+    assert deployment.load_served(fresh, registry).version == "1.3.0"  # no pointer yet: the latest
+    assert deployment.load_served(fresh, registry, "1.1.0").version == "1.1.0"
+    assert not fresh.exists()  # a command that only scores does not create the state database
+    cache = deployment.ModelCache(fresh, registry, check_interval_s=0)
+    assert cache.start("1.1.0").version == "1.1.0"  # the first start writes the pointer...
+    assert deployment.current(fresh).version == "1.1.0"
+    assert deployment.load_served(fresh, registry, "1.0.0").version == "1.1.0"  # ...which wins from then on
+    assert deployment.ModelCache(fresh, registry, check_interval_s=0).start("1.0.0").version == "1.1.0"
+    assert [p.action for p in deployment.history(fresh)] == ["initial"]

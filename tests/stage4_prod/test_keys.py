@@ -60,3 +60,10 @@ def test_module_runs_as_a_command(tmp_path):
         timeout=60,
     )
     assert wrong.returncode == 2 and "root" in wrong.stderr
+
+
+def test_a_bad_setting_is_a_french_error_naming_it_not_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STATE_DB", str(tmp_path / "state.sqlite"))
+    monkeypatch.setenv("AUDIT_SYNC", "OFF")
+    assert keys.main(["list"]) == 2
+    assert "AUDIT_SYNC : « OFF » refusé : valeurs admises NORMAL, FULL, EXTRA" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""Text of many rows at once: canonical JSON and CSV lines, the same as the standard library writes them.
+
+A batch of 1,000 readings writes 1,000 audit rows (their hash covers the canonical JSON of
+each) and 1,000 inference-log lines. Row by row, ``json.dumps`` and ``csv.writer`` spend
+most of their time writing floats and repeating the texts that every row of a batch shares
+(actor, request id, model version). These functions take the rows of a batch together and
+work column by column: floats with ``common.data.float_texts``, each distinct text once.
+Their output is exactly that of the plain calls they replace, which the docstrings name and
+tests/common/test_fast_text.py compares on awkward values (-0.0, 5e-324, NaN, quotes,
+line separators, mixed types).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import KeysView, Mapping, Sequence
+from json.encoder import encode_basestring
+from operator import itemgetter
+from typing import Any
+
+from common.data import float_texts
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of ``value`` (sorted keys, no spaces, text as is); ValueError for NaN or infinity."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_json_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``[canonical_json(row) for row in rows]``, worked out column by column when the rows are dicts with the same keys.
+
+    Raises what ``canonical_json`` raises for the first row it cannot write.
+    """
+    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
+    if not keys or not all(type(key) is str for key in keys) or any(_keys_differ(row, keys) for row in rows):
+        return [canonical_json(row) for row in rows]
+    n = len(rows)
+    parts = []
+    for i, key in enumerate(sorted(keys)):
+        parts.append(["{,"[i > 0] + encode_basestring(key) + ":"] * n)
+        parts.append(_json_column(list(map(itemgetter(key), rows))))
+    parts.append(["}"] * n)
+    return list(map("".join, zip(*parts, strict=True)))
+
+
+def _keys_differ(row: Any, keys: KeysView[str]) -> bool:
+    return type(row) is not dict or row.keys() != keys
+
+
+def _json(value: Any) -> str:
+    """``canonical_json(value)``, without the encoder's set-up for the values a row mostly holds."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return canonical_json(value)
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    """``_json`` of each value of a column; each distinct text or number worked out once.
+
+    Values are only looked up by value when there is no zero among them: a set takes 0.0,
+    -0.0, 0 and False for the same value, canonical JSON does not.
+    """
+    types = set(map(type, values))
+    if types == {float} and all(map(math.isfinite, values)):
+        return float_texts(values)
+    if not types <= {str, float, type(None)}:
+        return list(map(_json, values))
+    distinct = set(values)
+    if 0.0 in distinct or 2 * len(distinct) > len(values):  # a zero, or mostly distinct values
+        return list(map(_json, values))
+    texts = {value: _json(value) for value in distinct}
+    return list(map(texts.__getitem__, values))
+
+
+def csv_lines(rows: Sequence[Sequence[Any]], delimiter: str = ",") -> str:
+    """What ``csv.writer(buffer, delimiter=delimiter, lineterminator="\\n").writerows(rows)`` writes, column by column.
+
+    Rows of one field, or of different lengths, are left to the plain writer (it quotes a
+    lone empty field).
+    """
+    width = len(rows[0]) if rows else 0
+    if width < 2 or any(len(row) != width for row in rows):
+        return _csv_plain(rows, delimiter)
+    columns = [_csv_column(list(column), delimiter) for column in zip(*rows, strict=True)]
+    return "\n".join(map(delimiter.join, zip(*columns, strict=True))) + "\n"
+
+
+def _csv_plain(rows: Sequence[Sequence[Any]], delimiter: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _csv_field(value: Any, delimiter: str) -> str:
+    """One field as csv.writer writes it in a row of several (a lone empty field would be quoted)."""
+    return _csv_plain([(value, "")], delimiter)[: -len(delimiter) - 1]
+
+
+def _csv_column(values: list[Any], delimiter: str) -> list[str]:
+    """``_csv_field`` of each value of a column: floats by ``float_texts``, each distinct text once."""
+    types = set(map(type, values))
+    if types == {float}:
+        return float_texts(values)  # repr, as csv.writer writes a float
+    if types <= {str, type(None)}:
+        texts = {value: _csv_field(value, delimiter) for value in set(values)}
+        return list(map(texts.__getitem__, values))
+    return [_csv_field(value, delimiter) for value in values]
