@@ -26,8 +26,9 @@ Then ``log_flow_mean``: the log of the mean flow over the trailing window. The f
 meter is quantised (SKAB steps by 1/3 L/min) and noisy (about 0.4 L/min around
 32 L/min); a partly closed valve that costs 0.3 to 1 L/min hides in that noise
 reading by reading and shows in the mean of ten. ``log_flow`` stays beside it for
-sudden changes, which the mean would delay. Chosen by leave-one-file-out on SKAB
-(docs/modele.md): F1 0.66 -> 0.71 at a lower false alarm rate, on held-out files.
+sudden changes, which the mean would delay. The window counts readings, not
+seconds: a model uses this feature only if it asks for it (``AnomalyModel``'s
+``flow_mean``, chosen for SKAB's 1 Hz by leave-one-file-out, docs/modele.md).
 
 Then, for the channels that can freeze without the physics above noticing, the
 log of the window's standard deviation: a frozen sensor has none. It needs a full

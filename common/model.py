@@ -5,6 +5,13 @@
 the last ``smoothing`` readings of the same equipment. A fault lasts; the rare
 normal readings an IsolationForest also isolates quickly (noise) do not, so the
 average separates them (the smoothing of decisions, done once, in the score).
+
+The forest sees the features of ``common.features``, all but ``log_flow_mean``
+unless ``flow_mean`` is set. That mean covers ``window`` readings: 10 s at 1 Hz
+(SKAB), where it reveals small lasting flow losses; 10 min at one reading a minute
+(the simulator, the default model), where it lags every change of load and, in our
+measures, cost more false alarms than it found faults (docs/modele.md).
+
 ``predict`` raises an alarm when the score exceeds ``threshold_``, learnt from
 the smoothed scores of the training rows only and stored with the model, by one
 of two rules (``alarm_threshold``):
@@ -81,17 +88,19 @@ class AnomalyModel:
     its bytes the first time something asks for it (a large batch, a notebook).
     """
 
-    tail_rate: float | None = None  # what models saved before the tail rule read
+    tail_rate: float | None = None  # what models saved before these parameters read
+    flow_mean = False
 
     def __init__(
         self,
         window: int = DEFAULT_WINDOW,
         n_estimators: int = 100,
-        max_samples: int = 512,
+        max_samples: int = 256,
         alarm_quantile: float = 0.995,
         random_state: int = 0,
         smoothing: int = DEFAULT_SMOOTHING,
         tail_rate: float | None = None,
+        flow_mean: bool = False,
     ):
         self.window = window
         self.n_estimators = n_estimators
@@ -100,6 +109,7 @@ class AnomalyModel:
         self.random_state = random_state
         self.smoothing = smoothing
         self.tail_rate = tail_rate
+        self.flow_mean = flow_mean
 
     def get_params(self) -> dict:
         return {
@@ -110,6 +120,7 @@ class AnomalyModel:
             "random_state": self.random_state,
             "smoothing": self.smoothing,
             "tail_rate": self.tail_rate,
+            "flow_mean": self.flow_mean,
         }
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
@@ -117,10 +128,10 @@ class AnomalyModel:
         return self._fitted_columns(feature_matrix(frame, self.window))
 
     def _fitted_columns(self, x: np.ndarray) -> np.ndarray:
-        """The columns of ``x`` the forest was fitted on: all of them, unless the model predates a feature.
+        """The columns of ``x`` (every feature of ``feature_names``) that the forest was fitted on, by name.
 
-        A model saved before a feature was added (``log_flow_mean``) keeps scoring on its own
-        columns, picked by name.
+        All of them with ``flow_mean``; without it, all but ``log_flow_mean``. A model saved
+        before that feature existed has the same columns, so it keeps scoring the same.
         """
         fitted = self.__dict__.get("feature_names_")
         current = feature_names(self.window)
@@ -137,13 +148,15 @@ class AnomalyModel:
         """
         from sklearn.ensemble import IsolationForest  # only training needs it at import time
 
-        x = feature_matrix(frame, self.window)  # every current feature, whatever a previous fit used
+        for derived in ("_fast", "_forest_arrays", "_forest_pickle"):  # of a previous fit
+            self.__dict__.pop(derived, None)
+        self.feature_names_ = [
+            name for name in feature_names(self.window) if self.flow_mean or not name.startswith("log_flow_mean")
+        ]
+        x = self.features(frame)
         complete = ~np.isnan(x).any(axis=1)
         if complete.sum() < 2:
             raise ValueError("not enough complete training rows")
-        for derived in ("_fast", "_forest_arrays", "_forest_pickle"):  # of a previous fit
-            self.__dict__.pop(derived, None)
-        self.feature_names_ = feature_names(self.window)
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, int(complete.sum())),

@@ -184,16 +184,25 @@ def test_with_a_tail_rate_the_threshold_comes_from_the_training_scores_tail(trai
     assert model.get_params()["tail_rate"] == 0.001
 
 
+def test_the_flow_mean_is_a_feature_only_of_models_that_ask_for_it(model, training):
+    assert not any(name.startswith("log_flow_mean") for name in model.feature_names_)
+    with_mean = AnomalyModel(flow_mean=True).fit(training)
+    assert with_mean.feature_names_ == [*model.feature_names_[:5], "log_flow_mean10", *model.feature_names_[5:]]
+    assert len(with_mean.feature_medians_) == 8 and with_mean.get_params()["flow_mean"] is True
+    frame = simulate("valve_closure", seed=58, hours=2)
+    assert with_mean.features(frame).shape == (len(frame), 8) and model.features(frame).shape == (len(frame), 7)
+
+
 def test_a_model_saved_before_the_flow_mean_feature_scores_on_its_own_columns(training):
-    current = AnomalyModel(n_estimators=20).fit(training)
+    current = AnomalyModel(n_estimators=20, flow_mean=True).fit(training)
     without = [i for i, name in enumerate(current.feature_names_) if not name.startswith("log_flow_mean")]
     old = AnomalyModel(n_estimators=20)  # as unpickled from an artifact of the previous version
     x = current.features(training)[:, without]
     old.forest_ = IsolationForest(n_estimators=20, random_state=0).fit(x[~np.isnan(x).any(axis=1)])
     old.feature_names_ = [current.feature_names_[i] for i in without]
     old.threshold_ = 0.6
-    del old.__dict__["tail_rate"]
+    del old.__dict__["tail_rate"], old.__dict__["flow_mean"]
     frame = simulate("valve_closure", seed=57, hours=2)
     expected = -old.forest_.score_samples(current.features(frame)[:, without])
     assert np.array_equal(old.score(frame), old.smooth(frame, expected))
-    assert old.tail_rate is None and old.predict(frame).dtype == bool
+    assert old.tail_rate is None and old.flow_mean is False and old.predict(frame).dtype == bool
