@@ -12,9 +12,11 @@ recording calibrates two things, stored as a ``Baseline``:
   ratios, so a shift is a change of scale of the raw sensors (vibrations 6 times
   higher, flow 4 times) that keeps the physics between them.
 - ``threshold``: the model's own threshold rule applied to the smoothed scores of
-  the commissioning readings once shifted, or the model's threshold if higher: a
-  few hundred readings may show an equipment noisier than the training set (its
-  level is raised), never quieter (a short recording misses some normal states).
+  the commissioning readings once shifted. On SKAB this beat flooring it at the
+  model's threshold (chosen by leave-one-file-out, docs/modele.md). ``floor=True``
+  keeps the model's threshold when it is higher: for a recording shorter than the
+  equipment's cycles of load (400 readings of the simulator, one a minute, miss
+  most of its daily cycle), which would otherwise set the threshold too low.
 
 No label is read: commissioning only assumes its readings were normal.
 
@@ -57,10 +59,14 @@ def _shifted_scores(model: AnomalyModel, frame: pd.DataFrame, offset: np.ndarray
     return trailing_mean_of_values(model.score_features(x), model.smoothing, layout)
 
 
-def commission(model: AnomalyModel, frame: pd.DataFrame, readings: int = COMMISSIONING_READINGS) -> Baseline:
+def commission(
+    model: AnomalyModel, frame: pd.DataFrame, readings: int = COMMISSIONING_READINGS, floor: bool = False
+) -> Baseline:
     """Baseline of one equipment from its first ``readings`` readings (rows of ``frame`` in time order).
 
     ``model`` must be fitted and hold ``feature_medians_`` (models fitted by this version do).
+    ``floor``: the threshold is never below the model's (see the module docstring); by
+    default, the threshold is the commissioning readings' own.
     Raises ValueError if fewer than ``model.window`` + 1 complete readings are given.
     """
     first = frame.iloc[:readings]
@@ -70,7 +76,9 @@ def commission(model: AnomalyModel, frame: pd.DataFrame, readings: int = COMMISS
         raise ValueError("not enough commissioning readings")
     offset = np.asarray(model.feature_medians_) - np.median(x[complete], axis=0)
     scores = _shifted_scores(model, first, offset)[complete]
-    threshold = max(alarm_threshold(scores, model.alarm_quantile, model.tail_rate), model.threshold_)
+    threshold = alarm_threshold(scores, model.alarm_quantile, model.tail_rate)
+    if floor:
+        threshold = max(threshold, model.threshold_)
     return Baseline(int(complete.sum()), tuple(float(v) for v in offset), threshold)
 
 
@@ -82,11 +90,12 @@ def score_with_baseline(model: AnomalyModel, baseline: Baseline, frame: pd.DataF
 class Commissioned:
     """A detector for ``common.skab``: a model fitted once, commissioned per file on its first rows."""
 
-    def __init__(self, model: AnomalyModel):
+    def __init__(self, model: AnomalyModel, floor: bool = False):
         self.model = model
+        self.floor = floor
 
     def fit(self, frame: pd.DataFrame) -> Commissioned:
-        self.baseline_ = commission(self.model, frame)
+        self.baseline_ = commission(self.model, frame, floor=self.floor)
         self.threshold_ = self.baseline_.threshold
         return self
 

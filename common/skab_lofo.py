@@ -10,7 +10,8 @@ at most ``FAR_BUDGET`` %) and scores the 16th; the 16 held-out confusion matrice
 pooled: that is the leave-one-file-out (LOFO) figure, an estimate for files the choice
 never saw. Beside it, the plain figure of each setting on all 16 files, and its false
 alarm rate on ``anomaly-free.csv`` cut into files of ``CHUNK_ROWS`` rows (same
-protocol: normal operation at another operating point, no label needed).
+protocol: normal operation at another operating point, no label needed). Then the
+same choice, by the same rule, among the variants of protocol 2 with commissioning.
 
     python -m common.skab_lofo ../shared/data/skab --seeds 5
 """
@@ -26,11 +27,12 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from common.baseline import Commissioned
 from common.data import DataError
 from common.features import feature_names, series_layout, trailing_mean_of_values
 from common.metrics import confusion, rates
 from common.model import AnomalyModel, alarm_threshold
-from common.skab import TRAIN_ROWS, find_files, sensors_only
+from common.skab import PIPELINES, TRAIN_ROWS, find_files, fit_on_sensors, margins, sensors_only
 
 FAR_BUDGET = 5.0  # % on the 15 files: the project's valve1 false alarm rate before this study
 CHUNK_ROWS = 1175  # anomaly-free.csv cut into 8 files of about a SKAB file's length
@@ -85,6 +87,39 @@ def all_counts(files: list[pd.DataFrame], seeds) -> dict[tuple, np.ndarray]:
                 for name, rule in RULES.items():
                     row = [counts(f, raw, ok, smoothing, rule) for f, (raw, ok) in zip(files, per_file, strict=True)]
                     table.setdefault((label, smoothing, name), []).append(row)
+    return {key: np.array(value) for key, value in table.items()}
+
+
+# Protocol 2 with commissioning: the model learnt on anomaly-free.csv (either setting),
+# the equipment's threshold floored at the model's or its commissioning readings' own.
+COMMISSIONING = {
+    f"{setting}, {threshold}": (pipeline, floor)
+    for setting, pipeline in (
+        ("réglage par défaut", "projet, réglage par défaut (quantile 99,5 %)"),
+        ("réglage SKAB", "projet, réglage SKAB (seuil par la queue, choisi par LOFO)"),
+    )
+    for threshold, floor in (("seuil plancher", True), ("seuil de la mise en service", False))
+}
+
+
+def _commissioned(model: AnomalyModel, floor: bool):
+    """A detector factory for ``fit_on_sensors``: the fitted ``model``, commissioned on the rows it is fitted on."""
+    return lambda _seed: Commissioned(model, floor)
+
+
+def commissioning_counts(free: pd.DataFrame, files: list[pd.DataFrame], seeds) -> dict[str, np.ndarray]:
+    """Counts and threshold of each commissioning variant: array (seeds, files, 5), as ``all_counts``."""
+    table: dict[str, list] = {}
+    for seed in seeds:
+        models = {name: fit_on_sensors(PIPELINES[name], seed, free) for name in {p for p, _ in COMMISSIONING.values()}}
+        for label, (pipeline, floor) in COMMISSIONING.items():
+            rows = []
+            commissioned = _commissioned(models[pipeline], floor)
+            for frame in files:
+                detector = fit_on_sensors(commissioned, seed, frame.iloc[:TRAIN_ROWS])
+                c = confusion(frame["anomaly"].to_numpy()[TRAIN_ROWS:], margins(detector, frame)[TRAIN_ROWS:] > 0)
+                rows.append([c["tp"], c["fp"], c["fn"], c["tn"], detector.threshold_])
+            table.setdefault(label, []).append(rows)
     return {key: np.array(value) for key, value in table.items()}
 
 
@@ -160,6 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         "Réglages choisis (nombre de fichiers) : "
         + "; ".join(f"{', '.join(map(str, k))} ({c})" for k, c in Counter(chosen).most_common())
     )
+    if free is not None:
+        commissioned = commissioning_counts(free, files, range(args.seeds))
+        lofo, chosen = leave_one_file_out(commissioned, n)
+        print("\nProtocole 2 avec mise en service (modèle appris sur anomaly-free.csv, étalonné sur les ")
+        print(
+            f"{TRAIN_ROWS} premières lignes de chaque fichier) :\n\n| variante | F1 | FAR % | MAR % |\n|---|---|---|---|"
+        )
+        for key, c in commissioned.items():
+            f1, far, mar = pooled(c, list(range(n)))
+            print(f"| {key} | {f1:.3f} | {far:.1f} | {mar:.1f} |")
+        print(
+            f"\nLOFO : F1 {lofo[:, 0].mean():.3f} ± {lofo[:, 0].std():.3f}, FAR {lofo[:, 1].mean():.1f} %, "
+            f"MAR {lofo[:, 2].mean():.1f} %. Choix : "
+            + "; ".join(f"{k} ({c})" for k, c in Counter(chosen).most_common())
+        )
     return 0
 
 

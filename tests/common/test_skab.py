@@ -137,8 +137,8 @@ def test_real_skab_valve1_meets_the_issue_target():
 @pytest.mark.slow
 def test_commissioning_makes_protocol_2_usable_on_real_skab():
     dataset = skab.find_files(real_skab())
-    make = skab.PIPELINES["projet, réglage par défaut (quantile 99,5 %)"]
+    make = skab.PIPELINES["projet, réglage SKAB (seuil par la queue, choisi par LOFO)"]
     plain = skab.protocol_anomaly_free(dataset.anomaly_free, dataset.labelled["valve1"], make, seed=0)
     commissioned = skab.protocol_commissioning(dataset.anomaly_free, dataset.labelled["valve1"], make, seed=0)
     assert plain["far"] > 90  # another operating point: everything is an alarm
-    assert commissioned["far"] < 5 and commissioned["auc"] > 0.75 and commissioned["mar"] < 80
+    assert commissioned["far"] < 6 and commissioned["f1"] > 0.6
