@@ -20,7 +20,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible slides diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab evaluate-skab-lofo demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible slides diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,10 @@ evaluate: model ## Évalue le modèle sur des données simulées jamais vues (pa
 evaluate-skab: $(STAMP) ## Évalue sur des fichiers SKAB réels (protocole SKAB et modèle appris sur anomaly-free) : make evaluate-skab DATA=chemin/vers/skab
 	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab DATA=chemin/vers/skab" >&2; exit 2; }
 	$(PY) -m common.skab $(DATA) --seeds 5
+
+evaluate-skab-lofo: $(STAMP) ## Choix du réglage SKAB par validation « un fichier laissé de côté » sur valve1 : make evaluate-skab-lofo DATA=chemin/vers/skab
+	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab-lofo DATA=chemin/vers/skab" >&2; exit 2; }
+	$(PY) -m common.skab_lofo $(DATA) --seeds 5
 
 demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage1_local.tour

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.targets import READING
 from common.data import frame_from_readings
-from common.features import feature_matrix, trailing_mean
+from common.features import trailing_mean
 from common.registry import LoadedModel, load
 from common.schema import validate_reading
 from common.simulator import simulate
@@ -57,10 +57,10 @@ def scorer_comparison(loaded: LoadedModel, sizes: tuple[int, ...]) -> list[dict]
     results = []
     for rows in sizes:
         part = frame_from_readings([READING]) if rows == 1 else frame.iloc[:rows]
-        x = feature_matrix(part, model.window)
+        x = model.features(part)
 
         def pipeline(part: pd.DataFrame = part) -> np.ndarray:
-            features = feature_matrix(part, model.window)
+            features = model.features(part)
             return trailing_mean(part, -forest.score_samples(features), model.smoothing)
 
         repeats, warmup = repeats_for(rows), int(rows < 1_000_000)

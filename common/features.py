@@ -22,6 +22,14 @@ value says little; ratios between sensors that one load drives together cancel i
   shakes the bearing side first, cavitation the pump side.
 - ``vibration_level`` (log): geometric mean of the two vibrations.
 
+Then ``log_flow_mean``: the log of the mean flow over the trailing window. The flow
+meter is quantised (SKAB steps by 1/3 L/min) and noisy (about 0.4 L/min around
+32 L/min); a partly closed valve that costs 0.3 to 1 L/min hides in that noise
+reading by reading and shows in the mean of ten. ``log_flow`` stays beside it for
+sudden changes, which the mean would delay. The window counts readings, not
+seconds: a model uses this feature only if it asks for it (``AnomalyModel``'s
+``flow_mean``, chosen for SKAB's 1 Hz by leave-one-file-out, docs/modele.md).
+
 Then, for the channels that can freeze without the physics above noticing, the
 log of the window's standard deviation: a frozen sensor has none. It needs a full
 window and is NaN before (an IsolationForest sends NaN down the majority branch:
@@ -39,7 +47,7 @@ Every division has a denominator bounded away from 0 by a physical epsilon
 >>> from common.schema import EXAMPLE_READING
 >>> from common.data import frame_from_readings
 >>> make_features(frame_from_readings([EXAMPLE_READING]), window=3).shape
-(1, 7)
+(1, 8)
 """
 
 from __future__ import annotations
@@ -63,12 +71,14 @@ STUCK_EPS = {"pressure": 1e-4, "thermocouple": 1e-4}
 
 PHYSICS = ("log_flow", "flow_per_current", "pressure_per_flow", "vibration_ratio", "vibration_level")
 _COLUMN = {name: i for i, name in enumerate(SENSOR_NAMES)}
-_STUCK_COLUMNS = [_COLUMN[name] for name in STUCK_EPS]
+# Channels the trailing window summarises: those watched for freezing (their spread),
+# then the flow (its mean).
+WINDOW_COLUMNS = [*(_COLUMN[name] for name in STUCK_EPS), _COLUMN["volume_flow_rate_rms"]]
 
 
 def feature_names(window: int = DEFAULT_WINDOW) -> list[str]:
     """Names of the columns ``make_features`` returns, in order."""
-    return [*PHYSICS, *(f"{name}_logstd{window}" for name in STUCK_EPS)]
+    return [*PHYSICS, f"log_flow_mean{window}", *(f"{name}_logstd{window}" for name in STUCK_EPS)]
 
 
 def physics(values: np.ndarray) -> np.ndarray:
@@ -95,9 +105,13 @@ def physics(values: np.ndarray) -> np.ndarray:
     )
 
 
-def _stuck(std: np.ndarray) -> np.ndarray:
-    """Log standard deviation of the watched channels (columns of ``std`` follow ``STUCK_EPS``)."""
-    return np.log(std + np.array(list(STUCK_EPS.values())))
+def window_features(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Trailing-window features from the window's mean and std of ``WINDOW_COLUMNS``.
+
+    The log of the mean flow, then the log standard deviation of each channel of ``STUCK_EPS``.
+    """
+    flow = np.log(np.maximum(mean[:, -1:], 0.0) + FLOW_EPS)
+    return np.hstack([flow, np.log(std[:, : len(STUCK_EPS)] + np.array(list(STUCK_EPS.values())))])
 
 
 @dataclass(frozen=True)
@@ -185,35 +199,36 @@ def _pairwise_sum(terms: list[np.ndarray]) -> np.ndarray:
     return _pairwise_sum(terms[:half]) + _pairwise_sum(terms[half:])
 
 
-def _trailing_std(raw: np.ndarray, layout: SeriesLayout, window: int) -> np.ndarray:
-    """Standard deviation (ddof 1) of the watched channels over each row's full trailing window.
+def _trailing_stats(raw: np.ndarray, layout: SeriesLayout, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof 1) of ``WINDOW_COLUMNS`` over each row's full trailing window.
 
     NaN where the window is not full: fewer than ``window`` readings so far in the
-    series, or a NaN in any sensor of the window. Columns follow ``STUCK_EPS``.
+    series, or a NaN in any sensor of the window. Columns follow ``WINDOW_COLUMNS``.
     """
-    n = len(raw)
-    std = np.full((n, len(STUCK_EPS)), np.nan)
+    n, k = len(raw), len(WINDOW_COLUMNS)
+    mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
     if n < window:
-        return std
+        return mean, std
     ordered = raw if layout.order is None else raw[layout.order]
     missing = np.concatenate([[0], np.cumsum(np.isnan(ordered).any(axis=1))])
     full = missing[window:] == missing[: n - window + 1]  # rows window-1 .. n-1 of the series order
     if layout.position is not None:
         full &= layout.position[window - 1 :] >= window - 1
+    values = ordered[:, WINDOW_COLUMNS]
+    terms = [values[j : n - window + 1 + j] for j in range(window)]
+    tail_mean = _sequential_sum(terms) / window
     if window == 1:
-        tail = np.zeros((n, len(STUCK_EPS)))
+        tail_std = np.zeros_like(tail_mean)
     else:
-        values = ordered[:, _STUCK_COLUMNS]
-        terms = [values[j : n - window + 1 + j] for j in range(window)]
-        mean = _sequential_sum(terms) / window
-        squares, deviation = np.zeros_like(mean), np.empty_like(mean)
+        squares, deviation = np.zeros_like(tail_mean), np.empty_like(tail_mean)
         for term in terms:  # sequentially, as above; in place, to stay in cache
-            np.subtract(term, mean, out=deviation)
+            np.subtract(term, tail_mean, out=deviation)
             squares += np.multiply(deviation, deviation, out=deviation)
-        tail = np.sqrt(squares / (window - 1))
+        tail_std = np.sqrt(squares / (window - 1))
     rows = np.flatnonzero(full) + window - 1
-    std[rows if layout.order is None else layout.order[rows]] = tail[full]
-    return std
+    rows = rows if layout.order is None else layout.order[rows]
+    mean[rows], std[rows] = tail_mean[full], tail_std[full]
+    return mean, std
 
 
 def _trailing_mean(values: np.ndarray, layout: SeriesLayout, window: int) -> np.ndarray:
@@ -272,7 +287,7 @@ def features_of_values(
     """
     if window < 1:
         raise ValueError("window must be >= 1")
-    return np.hstack([physics(raw), _stuck(_trailing_std(raw, layout, window))])
+    return np.hstack([physics(raw), window_features(*_trailing_stats(raw, layout, window))])
 
 
 def feature_matrix(frame: pd.DataFrame, window: int = DEFAULT_WINDOW, layout: SeriesLayout | None = None) -> np.ndarray:
@@ -286,8 +301,8 @@ def make_features(frame: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.DataF
 
     Takes a frame with ``equipment_id``, ``timestamp`` and the eight sensor columns
     (any order of rows). Returns a frame with the same index and the columns of
-    ``feature_names(window)``: the physics quantities of the reading, then the log
-    standard deviation of the channels that can freeze over the last ``window``
+    ``feature_names(window)``: the physics quantities of the reading, then the log of
+    the mean flow and the log standard deviation of the channels that can freeze over the last ``window``
     readings of the same equipment, ordered by time, ending with the current one
     (NaN until the window is full).
     """

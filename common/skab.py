@@ -7,6 +7,9 @@ Two protocols, each over several seeds (the forests' ``random_state``):
    test rows; the confusion matrix is pooled over the test rows of all files.
 2. Closer to the service: one model trained on ``anomaly-free.csv`` scores every
    row of every labelled file.
+3. Protocol 2 with commissioning: the same model, commissioned on each file's first
+   ``TRAIN_ROWS`` rows (``common.baseline``: its features moved onto the training
+   state, its own threshold), scores the file's later rows, pooled as in protocol 1.
 
 Whatever the pipeline, fitting goes through ``fit_on_sensors``, which receives the
 training rows stripped of their label columns: no fitting code can see a label,
@@ -32,6 +35,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
+from common.baseline import Commissioned
 from common.data import DataError, load_csv
 from common.metrics import confusion, rates
 from common.model import AnomalyModel
@@ -71,9 +75,17 @@ class RawIsolationForest:
         return -self.forest_.score_samples(frame[list(SENSOR_NAMES)].to_numpy(dtype="float64"))
 
 
+# The project's setting for SKAB (400 training rows, 1 Hz), chosen by leave-one-file-out
+# on valve1 (``python -m common.skab_lofo``, docs/modele.md): the mean flow among the
+# features, the threshold from the tail of the training scores at this rate.
+SKAB_TAIL_RATE = 0.0015
+
 # Pipelines compared, by the French name a report shows; each builds a detector from a seed.
 PIPELINES: dict[str, Callable[[int], Detector]] = {
-    "projet (AnomalyModel par défaut)": lambda seed: AnomalyModel(random_state=seed),
+    "projet, réglage SKAB (seuil par la queue, choisi par LOFO)": lambda seed: AnomalyModel(
+        random_state=seed, flow_mean=True, tail_rate=SKAB_TAIL_RATE
+    ),
+    "projet, réglage par défaut (quantile 99,5 %)": lambda seed: AnomalyModel(random_state=seed),
     "IF brut, contamination 0,0005 (réglage publié)": lambda seed: RawIsolationForest(0.0005, seed),
     "IF brut, contamination 0,01": lambda seed: RawIsolationForest(0.01, seed),
 }
@@ -155,6 +167,19 @@ def protocol_anomaly_free(
     return _metrics(truth, margin)
 
 
+def protocol_commissioning(
+    training: pd.DataFrame, files: list[pd.DataFrame], make: Callable[[int], Detector], seed: int
+) -> dict[str, float]:
+    """One model trained on anomaly-free data, commissioned on each file's first rows, scores the rest."""
+    model = fit_on_sensors(make, seed, training)
+    truth, margin = [], []
+    for frame in files:
+        detector = fit_on_sensors(lambda _: Commissioned(model), seed, frame.iloc[:TRAIN_ROWS])
+        margin.append(margins(detector, frame)[TRAIN_ROWS:])
+        truth.append(frame["anomaly"].to_numpy()[TRAIN_ROWS:])
+    return _metrics(np.concatenate(truth), np.concatenate(margin))
+
+
 def summarise(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation over seeds of each metric."""
     return {m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs]))) for m in METRICS}
@@ -168,6 +193,8 @@ def _run(key: tuple[str, str, str, int]) -> dict[str, float]:
     files, anomaly_free, pipelines = _TASKS["groups"][group], _TASKS["anomaly_free"], _TASKS["pipelines"]
     if protocol == "skab":
         return protocol_skab(files, pipelines[name], seed)
+    if protocol == "commissioning":
+        return protocol_commissioning(anomaly_free, files, pipelines[name], seed)
     return protocol_anomaly_free(anomaly_free, files, pipelines[name], seed)
 
 
@@ -175,15 +202,20 @@ def evaluate(dataset: Dataset, seeds=range(5), pipelines=None, jobs: int = 1) ->
     """Results by protocol, then group of files, then pipeline: ``{metric: (mean, std)}``.
 
     Groups are the folders of labelled files, plus "toutes" when there are several.
-    Protocol 2 is left out when there is no anomaly-free file. ``jobs`` > 1 runs the
-    seeds in that many forked processes (same results, in less time).
+    Protocol 2, with and without commissioning, is left out when there is no anomaly-free
+    file; commissioning is evaluated for the project's pipelines only (``AnomalyModel``).
+    ``jobs`` > 1 runs the seeds in that many forked processes (same results, in less time).
     """
     pipelines = pipelines or PIPELINES
     groups = dict(dataset.labelled)
     if len(groups) > 1:
         groups["toutes"] = [f for files in dataset.labelled.values() for f in files]
-    protocols = ["skab"] + (["anomaly_free"] if dataset.anomaly_free is not None else [])
-    keys = [(p, g, name, seed) for p in protocols for g in groups for name in pipelines for seed in seeds]
+    protocols = ["skab"] + (["anomaly_free", "commissioning"] if dataset.anomaly_free is not None else [])
+    names = {
+        p: [n for n in pipelines if p != "commissioning" or isinstance(pipelines[n](0), AnomalyModel)]
+        for p in protocols
+    }
+    keys = [(p, g, name, seed) for p in protocols for g in groups for name in names[p] for seed in seeds]
     _TASKS.update(groups=groups, anomaly_free=dataset.anomaly_free, pipelines=pipelines)
     if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -191,7 +223,7 @@ def evaluate(dataset: Dataset, seeds=range(5), pipelines=None, jobs: int = 1) ->
     else:
         runs = {key: _run(key) for key in keys}
     return {
-        p: {g: {name: summarise([runs[(p, g, name, s)] for s in seeds]) for name in pipelines} for g in groups}
+        p: {g: {name: summarise([runs[(p, g, name, s)] for s in seeds]) for name in names[p]} for g in groups}
         for p in protocols
     }
 
@@ -213,6 +245,8 @@ TITLES = {
     "testé sur les suivantes (matrice de confusion cumulée)",
     "anomaly_free": "Protocole 2 : un seul modèle entraîné sur anomaly-free.csv, qui note toutes les lignes "
     "de chaque fichier étiqueté",
+    "commissioning": f"Protocole 2 avec mise en service : le même modèle, étalonné sur les {TRAIN_ROWS} premières "
+    "lignes de chaque fichier (common/baseline.py), note les suivantes",
 }
 
 

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from common.data import frame_from_readings
-from common.features import DEFAULT_WINDOW, PHYSICS, STUCK_EPS, feature_names, make_features, trailing_mean
+from common.features import (
+    DEFAULT_WINDOW,
+    FLOW_EPS,
+    PHYSICS,
+    STUCK_EPS,
+    feature_names,
+    make_features,
+    trailing_mean,
+)
 from common.schema import BY_NAME, EXAMPLE_READING, SENSOR_NAMES
 from common.simulator import simulate
 
@@ -96,7 +104,7 @@ def _plain_trailing(values: np.ndarray, window: int) -> tuple[np.ndarray, np.nda
         np.concatenate([np.full((window - 1, k), np.nan), values]), window, axis=0
     )
     counts = np.sum(~np.isnan(windows), axis=2)
-    mean = np.sum(np.nan_to_num(windows, nan=0.0), axis=2) / np.maximum(counts, 1)
+    mean = np.sum(np.where(np.isnan(windows), 0.0, windows), axis=2) / np.maximum(counts, 1)
     full = counts.min(axis=1) == window
     std = np.full((n, k), np.nan)
     std[full] = np.std(windows[full], axis=2, ddof=1) if window > 1 else 0.0
@@ -129,14 +137,20 @@ def test_fast_windows_equal_the_plain_definition_to_the_bit(window, n):
     frame = _messy_frame(n, seed=window * 1000 + n)
     raw = frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")
     scores = np.random.default_rng(n).random((n, 1))
-    std, mean, mean3 = np.empty_like(raw), np.empty_like(scores), np.empty((n, 3))
+    std, raw_mean, mean, mean3 = np.empty_like(raw), np.empty_like(raw), np.empty_like(scores), np.empty((n, 3))
     several = np.random.default_rng(window).random((n, 3))
+    gaps = np.where(np.isnan(raw).any(axis=1), np.nan, 0.0)[:, None]  # a reading with any NaN sensor
+    full = np.empty(n, dtype=bool)  # the window features need a full window without such a reading
     for rows in _plain_series(frame):
-        std[rows] = _plain_trailing(raw[rows], window)[1]
+        raw_mean[rows], std[rows] = _plain_trailing(raw[rows], window)
         mean[rows] = _plain_trailing(scores[rows], window)[0]
         mean3[rows] = _plain_trailing(several[rows], window)[0]
+        full[rows] = ~np.isnan(_plain_trailing(gaps[rows], window)[1][:, 0])
+    flow = np.where(full, raw_mean[:, SENSOR_NAMES.index("volume_flow_rate_rms")], np.nan)
+    flow_mean = np.log(np.maximum(flow, 0.0) + FLOW_EPS)
     stuck = np.log(np.column_stack([std[:, SENSOR_NAMES.index(name)] + eps for name, eps in STUCK_EPS.items()]))
     features = make_features(frame, window).to_numpy()
-    assert np.array_equal(features[:, len(PHYSICS) :], stuck, equal_nan=True)
+    assert np.array_equal(features[:, len(PHYSICS)], flow_mean, equal_nan=True)
+    assert np.array_equal(features[:, len(PHYSICS) + 1 :], stuck, equal_nan=True)
     assert np.array_equal(trailing_mean(frame, scores[:, 0], window), mean[:, 0])
     assert np.array_equal(trailing_mean(frame, several, window), mean3)

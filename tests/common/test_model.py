@@ -10,11 +10,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import IsolationForest
 
 from common.data import frame_from_readings
 from common.evaluation import BAR, evaluate, passes_bar
 from common.fast_forest import LEVELWISE_MAX_ROWS
-from common.model import AnomalyModel
+from common.model import AnomalyModel, alarm_threshold
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
 from common.simulator import simulate
 from stage1_local.train import simulated_training_data
@@ -164,3 +165,44 @@ def test_a_model_pickled_before_the_flat_arrays_still_scores_the_same(model, tra
     old.__dict__.update({k: v for k, v in model.__dict__.items() if k != "_fast"})
     assert np.array_equal(old.score(training.head(1000)), model.score(training.head(1000)))
     assert np.array_equal(pickle.loads(pickle.dumps(old)).score(training.head(300)), model.score(training.head(300)))
+
+
+def test_the_tail_rule_finds_the_quantile_of_an_exponential_tail():
+    scores = 0.5 + np.random.default_rng(0).exponential(0.01, 200_000)
+    for rate in (0.01, 0.001, 0.0001):
+        assert alarm_threshold(scores, tail_rate=rate) == pytest.approx(np.quantile(scores, 1 - rate), abs=0.002)
+    assert alarm_threshold(scores) == np.quantile(scores, 0.995)  # without a rate: the quantile rule
+
+
+def test_with_a_tail_rate_the_threshold_comes_from_the_training_scores_tail(training):
+    model = AnomalyModel(tail_rate=0.001).fit(training)
+    complete = ~np.isnan(model.features(training)).any(axis=1)
+    scores = model.score(training)[complete]
+    assert model.threshold_ == alarm_threshold(scores, tail_rate=0.001)
+    assert model.threshold_ > np.quantile(scores, 0.99)
+    assert AnomalyModel(tail_rate=0.01).fit(training).threshold_ < model.threshold_
+    assert model.get_params()["tail_rate"] == 0.001
+
+
+def test_the_flow_mean_is_a_feature_only_of_models_that_ask_for_it(model, training):
+    assert not any(name.startswith("log_flow_mean") for name in model.feature_names_)
+    with_mean = AnomalyModel(flow_mean=True).fit(training)
+    assert with_mean.feature_names_ == [*model.feature_names_[:5], "log_flow_mean10", *model.feature_names_[5:]]
+    assert len(with_mean.feature_medians_) == 8 and with_mean.get_params()["flow_mean"] is True
+    frame = simulate("valve_closure", seed=58, hours=2)
+    assert with_mean.features(frame).shape == (len(frame), 8) and model.features(frame).shape == (len(frame), 7)
+
+
+def test_a_model_saved_before_the_flow_mean_feature_scores_on_its_own_columns(training):
+    current = AnomalyModel(n_estimators=20, flow_mean=True).fit(training)
+    without = [i for i, name in enumerate(current.feature_names_) if not name.startswith("log_flow_mean")]
+    old = AnomalyModel(n_estimators=20)  # as unpickled from an artifact of the previous version
+    x = current.features(training)[:, without]
+    old.forest_ = IsolationForest(n_estimators=20, random_state=0).fit(x[~np.isnan(x).any(axis=1)])
+    old.feature_names_ = [current.feature_names_[i] for i in without]
+    old.threshold_ = 0.6
+    del old.__dict__["tail_rate"], old.__dict__["flow_mean"]
+    frame = simulate("valve_closure", seed=57, hours=2)
+    expected = -old.forest_.score_samples(current.features(frame)[:, without])
+    assert np.array_equal(old.score(frame), old.smooth(frame, expected))
+    assert old.tail_rate is None and old.flow_mean is False and old.predict(frame).dtype == bool
