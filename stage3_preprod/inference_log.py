@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 
-from common.data import float_texts
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -96,13 +95,15 @@ def record(
     """
     if not len(scored):
         return
-    columns = (
+    numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
+    rows = zip(
         scored[EQUIPMENT_ID].tolist(),
         scored["model_version"].tolist(),
-        *(scored[name].to_numpy(dtype="float64").tolist() for name in (*SENSOR_NAMES, "score")),
+        numbers,
         scored["decision"].tolist(),
+        strict=True,
     )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    _write(directory, source, request_id, [(e, v, *n, d) for e, v, n, d in rows], latency_ms, when)
 
 
 def record_reading(
@@ -115,48 +116,26 @@ def record_reading(
     when: datetime | None = None,
 ) -> None:
     """``record`` for one reading (its sensors and ``equipment_id``) and its result
-    (``score``, ``decision``, ``model_version``), without a frame to build: the same line."""
-    columns = (
-        [reading[EQUIPMENT_ID]],
-        [result["model_version"]],
-        *([float(reading[name])] for name in SENSOR_NAMES),
-        [float(result["score"])],
-        [result["decision"]],
-    )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    (``score``, ``decision``, ``model_version``): the same line, without a frame to build."""
+    sensors = [float(reading[name]) for name in SENSOR_NAMES]
+    row = (reading[EQUIPMENT_ID], result["model_version"], *sensors, float(result["score"]), result["decision"])
+    _write(directory, source, request_id, [row], latency_ms, when)
 
 
 def _write(
-    directory: Path,
-    source: str,
-    request_id: str,
-    columns: Sequence[list],
-    latency_ms: float,
-    when: datetime | None,
+    directory: Path, source: str, request_id: str, rows: Sequence[tuple], latency_ms: float, when: datetime | None
 ) -> None:
-    """The lines of ``columns`` (equipment, version, the sensors and the score, decision) appended."""
+    """Append ``rows`` (equipment, version, the sensors, score, decision), each with the call's time and latency."""
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    # Built column by column: the fields every line shares are written once, each distinct text
-    # is quoted once, and floats are written as csv.writer writes them (repr, a column at a time).
-    head = _lines([(stamp, request_id, source, "")])[:-1]
-    tail = f"{SEPARATOR}{latency_ms:.3f}\n"
-    equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment, before=head), _texts(version), *map(float_texts, numbers), _texts(decision, after=tail)]
-    text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
+    latency = f"{latency_ms:.3f}"
+    text = _lines([(stamp, request_id, source, *row, latency) for row in rows])
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _append(path, text)
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
-
-
-def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
-    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once;
-    ``before`` and ``after`` are written around each field."""
-    written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
-    return list(map(written.__getitem__, texts))
 
 
 def check_writable(directory: Path) -> None:

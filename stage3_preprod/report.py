@@ -17,7 +17,6 @@ import base64
 import io
 import sys
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -26,20 +25,18 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from jinja2 import Environment, FileSystemLoader  # noqa: E402
 
 from common.registry import RegistryError, read_metadata  # noqa: E402
-from stage3_preprod.inference_log import read_logs  # noqa: E402
-from stage3_preprod.logs_summary import by_version  # noqa: E402
-from stage3_preprod.scoring import ANOMALY  # noqa: E402
-from stage3_preprod.settings import get_settings  # noqa: E402
+
+from .inference_log import read_logs  # noqa: E402
+from .logs_summary import by_version  # noqa: E402
+from .scoring import ANOMALY  # noqa: E402
+from .settings import get_settings  # noqa: E402
 
 DEFAULT_OUTPUT = Path("reports") / "rapport.html"
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#1d2733}"
-    "table{border-collapse:collapse;margin:.5rem 0 1rem}"
-    "th,td{border-bottom:1px solid #dde3ea;padding:.3rem .6rem;text-align:right}"
-    "img{max-width:100%}"
-)
+TIME = "%Y-%m-%d %H:%M:%S"
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 # Time steps of the plots, smallest first, with their French names. The first one that cuts the
 # log's span into at most MAX_BUCKETS intervals is used: a minute of logs is read per second, a
@@ -212,53 +209,59 @@ def latency_figure(table: pd.DataFrame, step: str) -> plt.Figure:
     return figure
 
 
-def version_rows(logs: pd.DataFrame) -> str:
-    return "".join(
-        f"<tr><td>{escape(str(v))}</td><td>{r['predictions']}</td><td>{r['anomalies']}</td>"
-        f"<td>{100 * r['anomaly_rate']:.2f} %</td>"
-        f"<td>{r['first']:%Y-%m-%d %H:%M:%S}</td><td>{r['last']:%Y-%m-%d %H:%M:%S}</td></tr>"
+def version_rows(logs: pd.DataFrame) -> list[list[str]]:
+    return [
+        [
+            str(v),
+            r["predictions"],
+            r["anomalies"],
+            f"{100 * r['anomaly_rate']:.2f} %",
+            f"{r['first']:{TIME}}",
+            f"{r['last']:{TIME}}",
+        ]
         for v, r in by_version(logs).iterrows()
-    )
+    ]
 
 
-def latency_rows(table: pd.DataFrame) -> str:
-    return "".join(
-        f"<tr><td>{escape(str(version))}</td><td>{kind}</td><td>{r['calls']:.0f}</td><td>{r['readings']:.0f}</td>"
-        f"<td>{r['latency_p50']:.2f}</td><td>{r['latency_p95']:.2f}</td></tr>"
+def latency_rows(table: pd.DataFrame) -> list[list[str]]:
+    return [
+        [
+            str(version),
+            kind,
+            f"{r['calls']:.0f}",
+            f"{r['readings']:.0f}",
+            f"{r['latency_p50']:.2f}",
+            f"{r['latency_p95']:.2f}",
+        ]
         for (version, kind), r in latency_table(table).iterrows()
-    )
-
-
-def image(alt: str, figure: plt.Figure) -> str:
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{png(figure)}">'
+    ]
 
 
 def build(logs: pd.DataFrame, models_dir: Path) -> str:
-    """The complete French HTML page."""
+    """The complete French HTML page (``templates/report.html``, every value escaped)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Rapport des inférences</title><style>{STYLE}</style></head><body>'
     if logs.empty:
-        return f"{head}<h1>Rapport des inférences</h1><p>Journal vide : aucune prédiction enregistrée ({now}).</p></body></html>"
+        return TEMPLATES.get_template("report.html").render(count=0, now=now)
     step = bucket(logs["time"])
     table = calls(logs)
-    sources = ", ".join(f"{escape(str(s))} : {n}" for s, n in logs["source"].value_counts().items())
-    return (
-        f"{head}<h1>Rapport des inférences</h1>"
-        f"<p>{len(logs)} prédictions du {logs['time'].min():%Y-%m-%d %H:%M:%S} au {logs['time'].max():%Y-%m-%d %H:%M:%S} (UTC), "
-        f"rapport construit le {now}. Par origine : {sources}.</p>"
-        "<table><tr><th>modèle</th><th>prédictions</th><th>anomalies</th><th>taux</th>"
-        f"<th>première</th><th>dernière</th></tr>{version_rows(logs)}</table>"
-        + image("taux d'anomalies", anomaly_rate_figure(logs, step))
-        + image("distribution des scores", score_figure(logs, models_dir))
-        + "<h2>Latence</h2><p>Un appel est une requête, un message du flux ou un paquet d'un traitement par lots : "
-        "sa latence compte une fois, quel que soit son nombre de mesures.</p>"
-        "<table><tr><th>modèle</th><th>appel</th><th>appels</th><th>mesures</th><th>p50 (ms)</th><th>p95 (ms)</th></tr>"
-        f"{latency_rows(table)}</table>" + image("latence", latency_figure(table, step)) + "</body></html>"
+    return TEMPLATES.get_template("report.html").render(
+        count=len(logs),
+        first=f"{logs['time'].min():{TIME}}",
+        last=f"{logs['time'].max():{TIME}}",
+        now=now,
+        sources=", ".join(f"{s} : {n}" for s, n in logs["source"].value_counts().items()),
+        versions=version_rows(logs),
+        latencies=latency_rows(table),
+        images={
+            "rate": png(anomaly_rate_figure(logs, step)),
+            "scores": png(score_figure(logs, models_dir)),
+            "latency": png(latency_figure(table, step)),
+        },
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stage3_preprod.report", description="Rapport HTML des inférences.")
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.report", description="Rapport HTML des inférences.")
     parser.add_argument("--logs", default=None, help="dossier du journal (défaut : $LOG_DIR ou logs/)")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help=f"fichier HTML (défaut : {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)
