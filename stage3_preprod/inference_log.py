@@ -6,20 +6,14 @@
 One line per scored reading, whatever asked for it (``source``: api, batch_api, csv_api,
 stream, batch_cli), with the request id a client can quote and the model version that
 answered. The header is written once, when the day's file is created.
-
-Several threads and several processes (uvicorn workers, a batch job) append to the same
-file: each call takes an exclusive ``flock`` on it, writes the header if the file is still
-empty, then all its lines with a single ``write`` and releases the lock, so that lines
-are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
+Several threads and processes (uvicorn workers, a batch job) append to the same file:
+``common.shared_file`` takes a lock around each append, so lines are never interleaved.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import io
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from common import shared_file
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -57,29 +52,6 @@ def _lines(rows: Sequence[Sequence[object]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
-
-
-def _append(path: Path, text: str) -> None:
-    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
-
-    A write that fails half-way (disk full) is cut back to the previous end of the file,
-    so that no partial line is left for the next append to run into.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        end = os.fstat(fd).st_size
-        if end == 0:
-            text = _lines([COLUMNS]) + text
-        data = text.encode("utf-8")
-        try:
-            while data:
-                data = data[os.write(fd, data) :]
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def record(
@@ -133,28 +105,16 @@ def _write(
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, text)
+        shared_file.append_lines(path, text, _lines([COLUMNS]))
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def check_writable(directory: Path) -> None:
-    """Write and remove one byte in ``directory`` (created if needed), as the log would.
-
-    Raises LogUnavailable (French) if the folder is read-only or its disk is full: what
-    ``GET /health`` reports, without waiting for a prediction to fail.
-    """
-    directory = Path(directory)
-    probe = directory / f".sonde-ecriture-{os.getpid()}"
+    """Raise LogUnavailable (French) if ``directory`` is read-only or its disk full: what ``GET /health``
+    reports, without waiting for a prediction to fail."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, b"1")
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
+        shared_file.check_writable(directory)
     except OSError as exc:
         raise LogUnavailable(f"dossier {directory} impossible à écrire : {exc.strerror or exc}") from exc
 
