@@ -8,22 +8,20 @@ a stream give the very same scores as scoring the whole series at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from common.data import DEFAULT_CHUNK_ROWS, Source, load_csv, read_chunks
+from common.decision import ANOMALY, decide, decide_all
 from common.incremental import IncrementalScorer
 from common.readings import Reading
 from common.registry import LoadedModel, load
 from common.schema import DEFAULT_EQUIPMENT_ID
 
 from .settings import Settings
-
-NORMAL = "Normal"
-ANOMALY = "Anomalie"
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -42,7 +40,7 @@ def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> 
     score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
     return {
         "score": score,
-        "decision": decide([score], loaded.model.threshold_)[0],
+        "decision": decide(score, loaded.model.threshold_),
         "threshold": loaded.model.threshold_,
         "model_version": loaded.version,
     }
@@ -56,18 +54,15 @@ def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_
     frame = load_csv(source, equipment_id=equipment_id)
     scores = loaded.model.score(frame)
     frame["score"] = scores
-    frame["decision"] = decide(scores, loaded.model.threshold_)
+    frame["decision"] = decide_all(scores, loaded.model.threshold_)
     return frame
-
-
-def decide(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
-    """ "Anomalie" where a score exceeds the alarm threshold, else "Normal"."""
-    return [ANOMALY if s > threshold else NORMAL for s in scores]
 
 
 def with_scores(frame: pd.DataFrame, scores: np.ndarray, loaded: LoadedModel) -> pd.DataFrame:
     """``frame`` with the columns ``score``, ``decision`` and ``model_version`` added."""
-    return frame.assign(score=scores, decision=decide(scores, loaded.model.threshold_), model_version=loaded.version)
+    return frame.assign(
+        score=scores, decision=decide_all(scores, loaded.model.threshold_), model_version=loaded.version
+    )
 
 
 def score_chunks(
