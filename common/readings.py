@@ -14,9 +14,10 @@ reading with this model: a JSON body (strict: a number in quotes is refused), a 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, TypeAdapter, create_model
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, create_model
 
 from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, EQUIPMENT_ID_MAX_LENGTH, EXAMPLE_READING, SENSORS, Sensor
 
@@ -57,6 +58,30 @@ Reading = create_model(
 )
 
 ReadingList = TypeAdapter(list[Reading])  # a batch: one call, errors located by item index
+
+
+def utc_naive(value: datetime | None) -> datetime | None:
+    """A timestamp with a time zone, converted to UTC and kept without it (as in the CSV files)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value and value.tzinfo else value
+
+
+TimedReading = create_model(
+    "TimedReading",
+    __base__=Reading,
+    __doc__="Une mesure des huit capteurs, datée ou non ; tout champ inconnu est refusé.",
+    timestamp=(
+        Annotated[datetime | None, AfterValidator(utc_naive)],
+        # Not strict: the date arrives as ISO 8601 text, in JSON as in a parsed stream message.
+        Field(
+            None,
+            strict=False,
+            description="Date et heure de la mesure (ISO 8601, UTC si sans fuseau) ; par défaut : maintenant.",
+        ),
+    ),
+)
+"""A reading with the optional ``timestamp`` of stage 3's batches and stream (stages 1 and 2 refuse it)."""
+
+TimedReadingList = TypeAdapter(list[TimedReading])
 
 
 def from_text(typed: Mapping[str, str | None]) -> Any:

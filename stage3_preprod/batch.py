@@ -27,9 +27,10 @@ from pathlib import Path
 
 from common.data import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, DataError, write_csv
 from common.registry import LoadedModel, RegistryError
-from stage3_preprod import inference_log
-from stage3_preprod.scoring import ANOMALY, load_model, score_chunks
-from stage3_preprod.settings import get_settings
+
+from . import inference_log
+from .scoring import ANOMALY, load_model, score_chunks
+from .settings import get_settings
 
 SUMMARY = "resume.csv"
 PROGRESS_SECONDS = 1.0  # at most one progress line per second and per file
@@ -137,7 +138,7 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stage3_preprod.batch",
+        prog=f"python -m {__package__}.batch",
         description="Analyse par lots : note un fichier CSV (format SKAB) ou tous les CSV d'un dossier, morceau par morceau.",
     )
     parser.add_argument("entree", help="fichier CSV ou dossier de fichiers CSV")

@@ -6,20 +6,14 @@
 One line per scored reading, whatever asked for it (``source``: api, batch_api, csv_api,
 stream, batch_cli), with the request id a client can quote and the model version that
 answered. The header is written once, when the day's file is created.
-
-Several threads and several processes (uvicorn workers, a batch job) append to the same
-file: each call takes an exclusive ``flock`` on it, writes the header if the file is still
-empty, then all its lines with a single ``write`` and releases the lock, so that lines
-are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
+Several threads and processes (uvicorn workers, a batch job) append to the same file:
+``common.shared_file`` takes a lock around each append, so lines are never interleaved.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import io
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.data import float_texts
+from common import shared_file
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
 COLUMNS = (
@@ -60,29 +54,6 @@ def _lines(rows: Sequence[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
-def _append(path: Path, text: str) -> None:
-    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
-
-    A write that fails half-way (disk full) is cut back to the previous end of the file,
-    so that no partial line is left for the next append to run into.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        end = os.fstat(fd).st_size
-        if end == 0:
-            text = _lines([COLUMNS]) + text
-        data = text.encode("utf-8")
-        try:
-            while data:
-                data = data[os.write(fd, data) :]
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def record(
     directory: Path, source: str, request_id: str, scored: pd.DataFrame, latency_ms: float, when: datetime | None = None
 ) -> None:
@@ -96,13 +67,15 @@ def record(
     """
     if not len(scored):
         return
-    columns = (
+    numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
+    rows = zip(
         scored[EQUIPMENT_ID].tolist(),
         scored["model_version"].tolist(),
-        *(scored[name].to_numpy(dtype="float64").tolist() for name in (*SENSOR_NAMES, "score")),
+        numbers,
         scored["decision"].tolist(),
+        strict=True,
     )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    _write(directory, source, request_id, [(e, v, *n, d) for e, v, n, d in rows], latency_ms, when)
 
 
 def record_reading(
@@ -115,67 +88,33 @@ def record_reading(
     when: datetime | None = None,
 ) -> None:
     """``record`` for one reading (its sensors and ``equipment_id``) and its result
-    (``score``, ``decision``, ``model_version``), without a frame to build: the same line."""
-    columns = (
-        [reading[EQUIPMENT_ID]],
-        [result["model_version"]],
-        *([float(reading[name])] for name in SENSOR_NAMES),
-        [float(result["score"])],
-        [result["decision"]],
-    )
-    _write(directory, source, request_id, columns, latency_ms, when)
+    (``score``, ``decision``, ``model_version``): the same line, without a frame to build."""
+    sensors = [float(reading[name]) for name in SENSOR_NAMES]
+    row = (reading[EQUIPMENT_ID], result["model_version"], *sensors, float(result["score"]), result["decision"])
+    _write(directory, source, request_id, [row], latency_ms, when)
 
 
 def _write(
-    directory: Path,
-    source: str,
-    request_id: str,
-    columns: Sequence[list],
-    latency_ms: float,
-    when: datetime | None,
+    directory: Path, source: str, request_id: str, rows: Sequence[tuple], latency_ms: float, when: datetime | None
 ) -> None:
-    """The lines of ``columns`` (equipment, version, the sensors and the score, decision) appended."""
+    """Append ``rows`` (equipment, version, the sensors, score, decision), each with the call's time and latency."""
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    # Built column by column: the fields every line shares are written once, each distinct text
-    # is quoted once, and floats are written as csv.writer writes them (repr, a column at a time).
-    head = _lines([(stamp, request_id, source, "")])[:-1]
-    tail = f"{SEPARATOR}{latency_ms:.3f}\n"
-    equipment, version, *numbers, decision = columns
-    fields = [_texts(equipment, before=head), _texts(version), *map(float_texts, numbers), _texts(decision, after=tail)]
-    text = "".join(map(SEPARATOR.join, zip(*fields, strict=True)))
+    latency = f"{latency_ms:.3f}"
+    text = _lines([(stamp, request_id, source, *row, latency) for row in rows])
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, text)
+        shared_file.append_lines(path, text, _lines([COLUMNS]))
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
-def _texts(texts: list[str], before: str = "", after: str = "") -> list[str]:
-    """A text column as csv.writer writes its fields (quoted where needed), each distinct text worked out once;
-    ``before`` and ``after`` are written around each field."""
-    written = {t: before + _lines([(t, "")])[: -len(SEPARATOR + "\n")] + after for t in set(texts)}
-    return list(map(written.__getitem__, texts))
-
-
 def check_writable(directory: Path) -> None:
-    """Write and remove one byte in ``directory`` (created if needed), as the log would.
-
-    Raises LogUnavailable (French) if the folder is read-only or its disk is full: what
-    ``GET /health`` reports, without waiting for a prediction to fail.
-    """
-    directory = Path(directory)
-    probe = directory / f".sonde-ecriture-{os.getpid()}"
+    """Raise LogUnavailable (French) if ``directory`` is read-only or its disk full: what ``GET /health``
+    reports, without waiting for a prediction to fail."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, b"1")
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
+        shared_file.check_writable(directory)
     except OSError as exc:
         raise LogUnavailable(f"dossier {directory} impossible à écrire : {exc.strerror or exc}") from exc
 

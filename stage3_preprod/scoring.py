@@ -1,4 +1,4 @@
-"""Score readings and files with a registered model: what the CLIs, the API and the stream share.
+"""Score readings and files with a registered model: what the CLIs, the API, the form and the stream share.
 
 A file is read and scored chunk by chunk with an IncrementalScorer: each reading is scored
 in the context of its equipment's previous readings, so a batch job, an uploaded file and
@@ -8,20 +8,20 @@ a stream give the very same scores as scoring the whole series at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from common.data import DEFAULT_CHUNK_ROWS, Source, load_csv, read_chunks
+from common.decision import ANOMALY, decide, decide_all
 from common.incremental import IncrementalScorer
+from common.readings import Reading
 from common.registry import LoadedModel, load
-from common.schema import DEFAULT_EQUIPMENT_ID, validate_reading
-from stage3_preprod.settings import Settings
+from common.schema import DEFAULT_EQUIPMENT_ID
 
-NORMAL = "Normal"
-ANOMALY = "Anomalie"
+from .settings import Settings
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -31,17 +31,16 @@ def load_model(settings: Settings) -> LoadedModel:
     return loaded
 
 
-def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one reading (snake_case keys) and score it alone.
+def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> dict[str, Any]:
+    """Score one reading alone: a ``Reading``, or snake_case keys validated into one.
 
     Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
-    Raises common.schema.ValidationError naming the faulty field.
+    Raises pydantic's ValidationError (``common.messages`` words it) for an invalid reading.
     """
-    values = validate_reading(reading)
-    score = loaded.model.score_reading(values)
+    score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
     return {
         "score": score,
-        "decision": decide([score], loaded.model.threshold_)[0],
+        "decision": decide(score, loaded.model.threshold_),
         "threshold": loaded.model.threshold_,
         "model_version": loaded.version,
     }
@@ -55,18 +54,15 @@ def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_
     frame = load_csv(source, equipment_id=equipment_id)
     scores = loaded.model.score(frame)
     frame["score"] = scores
-    frame["decision"] = decide(scores, loaded.model.threshold_)
+    frame["decision"] = decide_all(scores, loaded.model.threshold_)
     return frame
-
-
-def decide(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
-    """ "Anomalie" where a score exceeds the alarm threshold, else "Normal"."""
-    return [ANOMALY if s > threshold else NORMAL for s in scores]
 
 
 def with_scores(frame: pd.DataFrame, scores: np.ndarray, loaded: LoadedModel) -> pd.DataFrame:
     """``frame`` with the columns ``score``, ``decision`` and ``model_version`` added."""
-    return frame.assign(score=scores, decision=decide(scores, loaded.model.threshold_), model_version=loaded.version)
+    return frame.assign(
+        score=scores, decision=decide_all(scores, loaded.model.threshold_), model_version=loaded.version
+    )
 
 
 def score_chunks(

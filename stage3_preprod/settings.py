@@ -1,42 +1,50 @@
-"""Stage 3 configuration, read once from the environment with safe defaults."""
+"""Stage 3 configuration: one settings class, the only place that reads the environment.
+
+Each field is read from the variable of the same name in capitals (``PORT``,
+``MODELS_DIR``...), with a safe default; an empty variable counts as unset. A value
+that does not fit (``PORT=abc``) stops the service with a French message naming the
+variable.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.messages import reason
+from common.registry import DEFAULT_MODELS_DIR
 
 
-@dataclass(frozen=True)
-class Settings:
-    models_dir: Path
-    model_version: str | None  # None: the latest version in the registry
-    host: str
-    port: int
-    max_upload_bytes: int
-    max_body_bytes: int  # JSON API requests and stream messages; a reading is a few hundred bytes
-    git_commit: str  # set at image build (ARG -> ENV); "inconnu" outside an image
-    build_date: str
-    log_level: str
-    log_dir: Path  # the inference log: one CSV file per UTC day
-    max_batch_rows: int  # readings in one POST /predict/batch
-    stream_max_equipments: int  # equipments whose recent readings the stream keeps in memory
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True)
+
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None  # None: the latest version in the registry
+    host: str = "127.0.0.1"
+    port: int = Field(8003, ge=1, le=65535)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 16 * 1024  # JSON API requests; a reading is a few hundred bytes
+    git_commit: str = "inconnu"  # set at image build (ARG -> ENV)
+    build_date: str = "inconnue"
+    log_level: Annotated[str, StringConstraints(to_upper=True)] = "INFO"
+    log_dir: Path = Path("logs")  # the inference log: one CSV file per UTC day
+    max_batch_rows: int = Field(1000, ge=1)  # readings in one POST /predict/batch
+    stream_max_equipments: int = Field(1000, ge=1)  # equipments whose recent readings the stream keeps
+    # Set (with the folder emptied) by whoever starts several workers: they then count /metrics together.
+    prometheus_multiproc_dir: Path | None = None
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message (French) names it."""
 
 
 def get_settings() -> Settings:
-    from common.registry import models_dir
-
-    return Settings(
-        models_dir=models_dir(os.environ.get("MODELS_DIR")),
-        model_version=os.environ.get("MODEL_VERSION") or None,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8003")),
-        max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
-        max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(16 * 1024))),
-        git_commit=os.environ.get("GIT_COMMIT") or "inconnu",
-        build_date=os.environ.get("BUILD_DATE") or "inconnue",
-        log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        log_dir=Path(os.environ.get("LOG_DIR") or "logs"),
-        max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
-        stream_max_equipments=int(os.environ.get("STREAM_MAX_EQUIPMENTS", "1000")),
-    )
+    """The settings read from the environment now; SettingsError names every variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{str(e['loc'][0]).upper()} : {reason(e, '')}" for e in exc.errors())
+        raise SettingsError(f"variable d'environnement à corriger : {problems}") from None

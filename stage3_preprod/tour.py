@@ -25,11 +25,12 @@ import httpx
 from common.data import write_csv
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, SENSOR_NAMES, TIMESTAMP
 from common.simulator import simulate
-from stage3_preprod import batch, logs_summary
-from stage3_preprod.inference_log import read_logs
-from stage3_preprod.replay import describe, replay
-from stage3_preprod.scoring import ANOMALY
-from stage3_preprod.settings import get_settings
+
+from . import batch, logs_summary
+from .inference_log import read_logs
+from .replay import describe, replay
+from .scoring import ANOMALY
+from .settings import get_settings
 
 STARTUP_SECONDS = 60
 STREAM_HOURS = 5.0  # 300 readings, one a minute, with a bearing wearing out in the middle
@@ -165,10 +166,15 @@ def show_trace(http: httpx.Client, log_dir: Path) -> None:
     print(
         f"  GET /models -> servie : {models['served']} ; versions : {', '.join(m['version'] for m in models['models'])}"
     )
-    metrics = http.get("/metrics").json()
+    prometheus = [line for line in http.get("/metrics").text.splitlines() if line.startswith("pompe_")]
+    print(f"  GET /metrics -> {len(prometheus)} séries au format Prometheus, dont :")
+    for line in prometheus:
+        if line.startswith(("pompe_predictions_total", "pompe_anomalies_total")):
+            print(f"    {line}")
+    metrics = http.get("/metrics/json").json()
     latency = metrics["latency_ms"]
     print(
-        f"  GET /metrics -> {metrics['requests']['total']} requêtes et messages, taux d'erreur "
+        f"  GET /metrics/json -> {metrics['requests']['total']} requêtes et messages, taux d'erreur "
         f"{100 * metrics['requests']['error_rate']:.1f} %, latence p50 {latency['p50']:.1f} ms, "
         f"p95 {latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms"
     )

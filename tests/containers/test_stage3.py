@@ -155,7 +155,13 @@ def test_stream_answers_each_message_and_survives_a_bad_one(service):
 def test_models_and_metrics_answer(service):
     models = httpx.get(f"{service['url']}/models", timeout=10).json()
     assert models["served"] == MODEL_VERSION
-    assert "requests" in httpx.get(f"{service['url']}/metrics", timeout=10).json()
+    assert "requests" in httpx.get(f"{service['url']}/metrics/json", timeout=10).json()
+    # Prometheus text, both workers counted together: every scrape, whichever worker answers, agrees.
+    totals = set()
+    for _ in range(6):
+        text = httpx.get(f"{service['url']}/metrics", timeout=10).text
+        totals |= {line for line in text.splitlines() if line.startswith("pompe_predictions_total{")}
+    assert len(totals) == 1 and float(totals.pop().rsplit(" ", 1)[1]) > 0
 
 
 def test_inference_log_is_on_its_volume(service):

@@ -12,8 +12,9 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-WITH_FORM = ("stage1_local", "stage2_shared")  # the web page, the command line, train.py
-WITH_API = ("stage2_shared",)  # POST /predict, GET /health, GET /version, the client
+WITH_FORM = ("stage1_local", "stage2_shared", "stage3_preprod")  # the web page, the command line, train.py
+WITH_API = ("stage2_shared", "stage3_preprod")  # POST /predict, GET /health, GET /version, the client
+WITH_BATCH = ("stage3_preprod",)  # POST /predict/batch, POST /predict/csv, the WebSocket /stream
 
 
 def stage_module(stage: str, name: str):
@@ -33,10 +34,13 @@ def restore_logging():
 
 
 @pytest.fixture
-def stage_env(model_env, monkeypatch):
-    """Settings as a user starts a stage by hand: the test registry, default limits."""
+def stage_env(model_env, tmp_path, monkeypatch):
+    """Settings as a user starts a stage by hand: the test registry, default limits, the test's own inference log."""
     for name in ("GIT_COMMIT", "BUILD_DATE", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "LOG_LEVEL", "PORT", "HOST"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("MAX_BATCH_ROWS", "MODEL_VERSION", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "journal"))  # stage 3 on: where the inference log goes
     return model_env
 
 

@@ -131,8 +131,9 @@ def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_
     api, deps, pages = (stage_module(stage, name) for name in ("api", "deps", "pages"))
     for endpoint in (pages.show_form, pages.score_form, pages.score_upload, pages.download):
         assert not inspect.iscoroutinefunction(endpoint)  # run in the thread pool: the event loop stays free
-    for endpoint in (api.predict, api.health, api.version, deps.get_model):
+    for endpoint in (api.predict, api.version, deps.get_model, deps.require_json):
         assert inspect.iscoroutinefunction(endpoint)  # 0.1 ms of numpy: a thread hop would cost more than the work
+    # GET /health: no blocking work in stage 2; from stage 3 on it writes a probe file (tests/stage3_preprod).
 
 
 def test_without_a_model_health_and_predict_say_503_in_french(stage, api_env, tmp_path, monkeypatch):
@@ -341,12 +342,24 @@ def test_unknown_address_and_wrong_method_are_french_json(client):
     assert (wrong.status_code, wrong.json()["detail"]) == (405, "méthode non autorisée sur cette adresse")
 
 
+def test_browser_gets_html_errors_and_programs_get_json(client):
+    page = client.get("/nulle-part", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "<html" in page.text and "page introuvable" in page.text
+    assert client.get("/nulle-part").json()["detail"] == "page introuvable"
+
+
 # ---- OpenAPI -------------------------------------------------------------------------------------
+
+
+def reading_schema(schema: dict) -> dict:
+    """The schema of the body of POST /predict (``Reading``; ``TimedReading`` from stage 3 on)."""
+    ref = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
 
 
 def test_openapi_example_body_validates_and_predicts(client):
     schema = client.get("/openapi.json").json()
-    example = schema["components"]["schemas"]["Reading"]["examples"][0]
+    example = reading_schema(schema)["examples"][0]
     response = client.post("/predict", json=example)
     assert response.status_code == 200 and response.json()["decision"] == "Normal"
 
@@ -356,7 +369,7 @@ def test_openapi_is_described_in_french(client, stage):
     assert schema["info"]["version"] == version_of(stage)
     assert "Détection d'anomalies" in schema["info"]["description"]
     assert schema["paths"]["/predict"]["post"]["summary"] == "Analyser une mesure"
-    properties = schema["components"]["schemas"]["Reading"]["properties"]
+    properties = reading_schema(schema)["properties"]
     for s in SENSORS:
         assert s.label in properties[s.name]["description"]
         assert (properties[s.name]["minimum"], properties[s.name]["maximum"]) == (s.low, s.high)

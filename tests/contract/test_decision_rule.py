@@ -15,12 +15,13 @@ from html import unescape
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from common.data import write_csv
 from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from tests.conftest import TEST_VERSION
-from tests.contract.conftest import WITH_FORM, stage_module
+from tests.contract.conftest import WITH_BATCH, WITH_FORM, stage_module
 
 N_READINGS = 60  # seeded: the example reading, shaken harder and harder (2 % to 32 % noise per sensor)
 
@@ -105,3 +106,44 @@ def test_the_api_applies_the_stored_threshold(api_stage, readings, stored_thresh
         body = client.post("/predict", json=reading).json()
         assert body["score"] == score and body["threshold"] == stored_threshold
         assert body["decision"] == expected(score, stored_threshold), body
+
+
+# ---- Stage 3 on: a batch, a CSV file sent to the API, the stream ---------------------------------------
+
+
+@pytest.fixture(params=WITH_BATCH)
+def batch_client(request, stage_env):
+    with TestClient(stage_module(request.param, "app").app) as client:
+        yield client
+
+
+def alone(readings: list[tuple[dict[str, float], float]]) -> list[dict]:
+    """Each reading under its own equipment: scored with no history, so with the score the model gives it alone."""
+    return [{**reading, "equipment_id": f"pompe-{i:03d}"} for i, (reading, _) in enumerate(readings)]
+
+
+def test_a_batch_applies_the_stored_threshold(batch_client, readings, stored_threshold):
+    body = batch_client.post("/predict/batch", json=alone(readings)).json()
+    assert body["threshold"] == stored_threshold and body["scored"] == len(readings)
+    for item, (_, score) in zip(body["results"], readings, strict=True):
+        assert item["score"] == pytest.approx(score, rel=1e-12)
+        assert item["decision"] == expected(item["score"], stored_threshold), item
+    assert body["anomalies"] == sum(score > stored_threshold for _, score in readings)
+
+
+def test_a_csv_file_sent_to_the_api_applies_the_stored_threshold(batch_client, scenario_csv, stored_threshold):
+    body = batch_client.post("/predict/csv", files={"fichier": ("vanne.csv", scenario_csv, "text/csv")}).json()
+    scores = np.array([row["score"] for row in body["results"]])
+    assert body["threshold"] == stored_threshold
+    assert (scores > stored_threshold).any() and (scores <= stored_threshold).any(), "premise: both sides"
+    assert ((scores > stored_threshold) & (scores <= 1.2 * stored_threshold)).any(), "premise: just above"
+    assert [row["decision"] for row in body["results"]] == [expected(s, stored_threshold) for s in scores]
+
+
+def test_the_stream_applies_the_stored_threshold(batch_client, readings, stored_threshold):
+    with batch_client.websocket_connect("/stream") as ws:
+        for message, (_, score) in zip(alone(readings), readings, strict=True):
+            ws.send_text(json.dumps(message))
+            answer = ws.receive_json()
+            assert answer["score"] == pytest.approx(score, rel=1e-12) and answer["threshold"] == stored_threshold
+            assert answer["decision"] == expected(answer["score"], stored_threshold), answer

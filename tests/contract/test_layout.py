@@ -2,7 +2,8 @@
 
 ``app.py`` assembles the application (150 lines at most), no module over 400 lines (the
 guided tour aside), imports inside the package are relative, the environment is read in
-``settings.py`` only, pages are Jinja2 templates with one stylesheet, no HTML in Python.
+``settings.py`` only, pages are Jinja2 templates with one stylesheet, no HTML in Python (stage 3's
+report, a file read offline alone, keeps its few style rules inline in its template).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RESHAPED = ("stage1_local", "stage2_shared")  # stages 3 and 4 join when they are reshaped
+RESHAPED = ("stage1_local", "stage2_shared", "stage3_preprod")  # stage 4 joins when it is reshaped
 
 
 @pytest.fixture(params=RESHAPED)
@@ -47,6 +48,10 @@ def test_pages_are_templates_with_one_stylesheet_and_no_html_in_python(stage):
     assert [p.name for p in (stage / "static").iterdir()] == ["style.css"]
     templates = {p.name: p.read_text(encoding="utf-8") for p in (stage / "templates").glob("*.html")}
     assert {"base.html", "index.html", "error.html"} <= set(templates)
-    assert not [name for name, text in templates.items() if "|safe" in text or "<style" in text or "<script" in text]
+    assert not [
+        name
+        for name, text in templates.items()
+        if "|safe" in text or "<script" in text or ("<style" in text and name != "report.html")
+    ]
     for name, text in sources(stage).items():
         assert "html import escape" not in text and "<html" not in text and "HTMLResponse(" not in text, name

@@ -59,9 +59,10 @@ OPERATIONS = {
         "POST /predict/csv",
         "GET /models",
         "GET /metrics",
+        "GET /metrics/json",
     },
 }
-OPERATIONS["stage4_prod"] = OPERATIONS["stage3_preprod"] | {
+OPERATIONS["stage4_prod"] = (OPERATIONS["stage3_preprod"] - {"GET /metrics/json"}) | {
     "GET /monitoring",
     "POST /feedback",
     "GET /audit",

@@ -19,6 +19,7 @@ from common.schema import EXAMPLE_READING
 from stage3_preprod import inference_log, logs_summary, report
 from stage3_preprod.inference_log import COLUMNS, read_logs
 from stage3_preprod.tour import port_to_use
+from tests.conftest import TEST_VERSION
 
 CLIENTS, REQUESTS = 20, 50
 
@@ -52,9 +53,11 @@ def test_one_reading_gives_the_line_its_one_row_frame_gives(tmp_path, equipment)
 
 @pytest.mark.slow
 def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model_env, tmp_path):
+    """And /metrics, in Prometheus's multiprocess mode, counts the requests of both workers together."""
     port = port_to_use(0)
-    log_dir = tmp_path / "logs"
-    env = {**os.environ, "LOG_DIR": str(log_dir), "LOG_LEVEL": "WARNING"}
+    log_dir, shared = tmp_path / "logs", tmp_path / "prometheus"
+    shared.mkdir()
+    env = {**os.environ, "LOG_DIR": str(log_dir), "LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(shared)}
     command = [sys.executable, "-m", "uvicorn", "stage3_preprod.app:app", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -77,6 +80,12 @@ def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model
 
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(client, range(CLIENTS)))
+        total = CLIENTS * REQUESTS
+        for _ in range(6):  # whichever worker answers, it reports the counts of both
+            scraped = httpx.get(f"{url}/metrics", timeout=10).text
+            assert f'pompe_predictions_total{{model_version="{TEST_VERSION}"}} {float(total)}' in scraped
+            assert f'pompe_requests_total{{route="POST /predict",status="200"}} {float(total)}' in scraped
+        assert len(list(shared.glob("counter_*.db"))) == 2  # one file per worker
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -59,7 +59,7 @@ def test_a_bad_stream_message_gets_a_french_error_and_the_connection_stays_open(
             assert words in answer["detail"] + " ".join(e["message"] for e in answer["errors"]), answer
         ws.send_text(json.dumps({**good, TIMESTAMP: "2026-01-05T10:00:02"}))
         assert ws.receive_json()["decision"] in ("Normal", "Anomalie")
-    assert client.get("/metrics").json()["requests"]["by_route"]["WS /stream"] == {"200": 2, "422": 5}
+    assert client.get("/metrics/json").json()["requests"]["by_route"]["WS /stream"] == {"200": 2, "422": 5}
 
 
 def test_batch_answers_per_row_with_partial_success(client):
@@ -160,7 +160,7 @@ def test_metrics_count_requests_errors_latency_and_predictions(client):
     client.post("/predict", json=EXAMPLE_READING)
     client.post("/predict", json={**EXAMPLE_READING, "pressure": 500})
     client.get("/nulle-part")
-    body = client.get("/metrics").json()
+    body = client.get("/metrics/json").json()
     routes = body["requests"]["by_route"]
     assert routes["POST /predict"] == {"200": 1, "422": 1} and routes["GET (autre)"] == {"404": 1}
     assert body["requests"]["error_rate"] == pytest.approx(2 / 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -18,7 +19,8 @@ def test_tour_uses_the_service_and_stops_it(api_env, monkeypatch, capsys):
     assert "pompe-12_cavitation.csv" in out and "5 rejetée(s)" in out and "ligne 31 : datetime" in out
     assert "300 mesures envoyées" in out and "<<< ALARME" in out and "première alarme" in out
     assert "ordre chronologique" in out and "champ inconnu" in out
-    assert "Par origine : batch_cli" in out and "GET /metrics ->" in out and "WS /stream" in out
+    assert "Par origine : batch_cli" in out and "GET /metrics/json ->" in out and "WS /stream" in out
+    assert re.search(r'^    pompe_predictions_total\{model_version="[^"]+"\} [1-9]', out, re.MULTILINE)
     with socket.socket() as probe:  # nothing listens any more
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
