@@ -75,7 +75,7 @@ ci: lint hadolint actionlint test docs-if-possible ## Ce que lance la CI : lint,
 
 # Hardening suite (tests/hardening, also collected by make test): fuzzing, bad inputs, load, crashes,
 # tampering, faults, access and secrets, against stages served for real on free ports of 127.0.0.1.
-hardening: model ## Lance la suite de robustesse (tests/hardening) : fuzzing, entrées invalides, charge, pannes, falsification, accès ; voir docs/fiabilite.md
+hardening: model ## Lance la suite de robustesse (tests/hardening) : fuzzing, entrées invalides, charge, pannes, falsification, accès ; voir docs/annexes/fiabilite.md
 	$(PY) -m pytest tests/hardening --durations=10
 
 container-test: model ## Construit les images des étapes 2 à 4, les démarre avec Compose et les interroge (étape 4 : bleu/vert sous charge)
@@ -259,7 +259,7 @@ diff: ## Ce qu'une étape change dans le code d'une autre (fichiers nouveaux en 
 	@echo; echo "=== Le README de l'étape et la visite guidée (make demo) ==="
 	@for f in $(DIFF_APART); do diff -uN $(call stage_dir,$(FROM))/$$f $(call stage_dir,$(TO))/$$f; test $$? -le 1 || exit 2; done
 
-# Benchmarks (not part of ci): the figures of docs/performances.md, on 127.0.0.1 only. bench-peers adds
+# Benchmarks (not part of ci): the figures of docs/annexes/performances.md, on 127.0.0.1 only. bench-peers adds
 # mlflow models serve, installed in its own virtual environment (bench/.venv-mlflow), never in the project's.
 MLFLOW_VENV := bench/.venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell cat bench/requirements-mlflow.txt 2>/dev/null | sha256sum | cut -c1-12)

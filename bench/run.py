@@ -1,4 +1,4 @@
-"""``make bench``: every performance figure of docs/performances.md, in one run, on 127.0.0.1 only.
+"""``make bench``: every performance figure of docs/annexes/performances.md, in one run, on 127.0.0.1 only.
 
     python -m bench.run              # scorer, model loading, the stages that exist, served by uvicorn
     python -m bench.run --peers      # the same, plus mlflow models serve (make bench-peers)

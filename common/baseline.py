@@ -13,7 +13,7 @@ recording calibrates two things, stored as a ``Baseline``:
   higher, flow 4 times) that keeps the physics between them.
 - ``threshold``: the model's own threshold rule applied to the smoothed scores of
   the commissioning readings once shifted. On SKAB this beat flooring it at the
-  model's threshold (chosen by leave-one-file-out, docs/modele.md). ``floor=True``
+  model's threshold (chosen by leave-one-file-out, docs/annexes/modele.md). ``floor=True``
   keeps the model's threshold when it is higher: for a recording shorter than the
   equipment's cycles of load (400 readings of the simulator, one a minute, miss
   most of its daily cycle), which would otherwise set the threshold too low.

@@ -22,7 +22,7 @@ EVALUATION_HOURS = 24.0
 FAULTS = tuple(s for s in SCENARIOS if s not in ("normal", "drift"))
 
 # The bar the default model must pass on held-out simulated data (checked by a test).
-# The default model scores F1 0.66 and FAR 0.8 % (docs/modele.md): the bar leaves a
+# The default model scores F1 0.66 and FAR 0.8 % (docs/annexes/modele.md): the bar leaves a
 # margin for another seed or a shorter training, not for a worse pipeline.
 BAR = {"f1_min": 0.55, "far_max": 2.0}
 

@@ -28,7 +28,7 @@ meter is quantised (SKAB steps by 1/3 L/min) and noisy (about 0.4 L/min around
 reading by reading and shows in the mean of ten. ``log_flow`` stays beside it for
 sudden changes, which the mean would delay. The window counts readings, not
 seconds: a model uses this feature only if it asks for it (``AnomalyModel``'s
-``flow_mean``, chosen for SKAB's 1 Hz by leave-one-file-out, docs/modele.md).
+``flow_mean``, chosen for SKAB's 1 Hz by leave-one-file-out, docs/annexes/modele.md).
 
 Then, for the channels that can freeze without the physics above noticing, the
 log of the window's standard deviation: a frozen sensor has none. It needs a full
@@ -39,7 +39,7 @@ by 1/3 L/min), so a steady flow often repeats the same value without being stuck
 The motor temperature is deliberately absent: it follows the load through a
 thermal lag of tens of minutes, so its level depends on a history far longer than
 any window, and a model trained on a few minutes (SKAB's protocol) raises false
-alarms as the motor slowly warms or cools (see docs/modele.md).
+alarms as the motor slowly warms or cools (see docs/annexes/modele.md).
 
 Every division has a denominator bounded away from 0 by a physical epsilon
 (flow can be 0 L/min, current 0 A), so no feature is ever infinite.

@@ -10,7 +10,7 @@ The forest sees the features of ``common.features``, all but ``log_flow_mean``
 unless ``flow_mean`` is set. That mean covers ``window`` readings: 10 s at 1 Hz
 (SKAB), where it reveals small lasting flow losses; 10 min at one reading a minute
 (the simulator, the default model), where it lags every change of load and, in our
-measures, cost more false alarms than it found faults (docs/modele.md).
+measures, cost more false alarms than it found faults (docs/annexes/modele.md).
 
 ``predict`` raises an alarm when the score exceeds ``threshold_``, learnt from
 the smoothed scores of the training rows only and stored with the model, by one

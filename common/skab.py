@@ -76,7 +76,7 @@ class RawIsolationForest:
 
 
 # The project's setting for SKAB (400 training rows, 1 Hz), chosen by leave-one-file-out
-# on valve1 (``python -m common.skab_lofo``, docs/modele.md): the mean flow among the
+# on valve1 (``python -m common.skab_lofo``, docs/annexes/modele.md): the mean flow among the
 # features, the threshold from the tail of the training scores at this rate.
 SKAB_TAIL_RATE = 0.0015
 

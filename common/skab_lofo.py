@@ -39,7 +39,7 @@ CHUNK_ROWS = 1175  # anomaly-free.csv cut into 8 files of about a SKAB file's le
 BEFORE = ("sans débit moyen", 10, "quantile 0.995")  # the project's setting before this study
 # Feature sets compared: the columns of ``feature_names`` each leaves out (by name prefix).
 FEATURE_SETS = {"sans débit moyen": ("log_flow_mean",), "avec débit moyen": ()}
-# Measured but never chosen: better on SKAB, blind to the simulator's stuck sensors (docs/modele.md).
+# Measured but never chosen: better on SKAB, blind to the simulator's stuck sensors (docs/annexes/modele.md).
 SET_ASIDE = {"avec débit moyen, sans écarts-types": ("pressure_logstd", "thermocouple_logstd")}
 SMOOTHINGS = (5, 10, 20, 30)
 # The quantile rule as it was, then the tail rule at rates from 1 % to 0.05 %. Not the

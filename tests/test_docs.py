@@ -1,6 +1,6 @@
 """The documentation tells the truth about the repository, as pages are added.
 
-Pages: docs/*.md, README.md and stage*/README.md (the list docs/tools/diagrams.py draws from).
+Pages: docs/*.md, docs/reponse/*.md, docs/annexes/*.md, README.md and stage*/README.md (the list docs/tools/diagrams.py draws from).
 Each command ``make <target>`` they name exists and is listed by ``make help``; each relative
 link leads to a file; each Mermaid block has its SVG, drawn from this exact block by
 ``make docs``, and docs/ pages link it. No browser is needed: the SVGs are committed.

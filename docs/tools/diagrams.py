@@ -63,10 +63,12 @@ class Diagram:
 
 
 def pages(root: Path = ROOT) -> list[Path]:
-    """The documentation pages, relative to ``root``: docs/*.md, docs/reponse/*.md, README.md, stage*/README.md."""
+    """The documentation pages, relative to ``root``: docs/*.md, docs/reponse/*.md, docs/annexes/*.md, README.md,
+    stage*/README.md."""
     found = [
         *sorted(root.glob("docs/*.md")),
         *sorted(root.glob("docs/reponse/*.md")),
+        *sorted(root.glob("docs/annexes/*.md")),
         root / "README.md",
         *sorted(root.glob("stage*/README.md")),
     ]
@@ -75,8 +77,8 @@ def pages(root: Path = ROOT) -> list[Path]:
 
 def page_name(page: Path) -> str:
     """The prefix of a page's SVG files: ``docs/etape1.md`` -> ``etape1``, ``stage2_shared/README.md`` ->
-    ``stage2_shared``, ``docs/reponse/etape1.md`` -> ``reponse-etape1``."""
-    if page.parent.name in ("", "docs"):
+    ``stage2_shared``, ``docs/reponse/etape1.md`` -> ``reponse-etape1``, ``docs/annexes/au-dela.md`` -> ``au-dela``."""
+    if page.parent.name in ("", "docs", "annexes"):
         return page.stem
     return page.parent.name if page.stem == "README" else f"{page.parent.name}-{page.stem}"
 

@@ -216,7 +216,7 @@ def test_audit_tampering_is_reported_by_make_audit_verify(tmp_path, damage, anch
     conn.close()
     checked = audit_verify(db, anchor if anchored else None)
     if not detected:
-        assert checked.returncode == 0, checked.stderr  # the documented limit (docs/fiabilite.md)
+        assert checked.returncode == 0, checked.stderr  # the documented limit (docs/annexes/fiabilite.md)
         return
     assert checked.returncode == 1, checked.stdout
     report = checked.stderr
