@@ -2,9 +2,8 @@
 
 The words are listed in tests/glossary_terms.py (entry title -> patterns). A page a student
 reads (docs/*.md, docs/reponse/*.md, README.md, stage READMEs) that uses one of them fails the
-test until the glossary explains it. The class kit's own pages (the answer pages, the
-instructor's guide, the exercises) also link each word to its entry at its first use in the
-prose; the other pages get their links later.
+test until the glossary explains it. Each of these pages also links each word to its entry
+at its first use in the prose (docs/etape4.md and stage4_prod/README.md once their rewrite lands).
 """
 
 from __future__ import annotations
@@ -38,10 +37,15 @@ def student_pages() -> list[Path]:
     return [p for p in pages if p.is_file() and p != GLOSSARY]
 
 
-def kit_pages() -> list[Path]:
-    """The pages written with the class kit, which link each word at its first use."""
-    pages = [*sorted(ROOT.glob("docs/reponse/*.md")), ROOT / "docs/enseignant.md", ROOT / "docs/exercices.md"]
-    return [p for p in pages if p.is_file()]
+# Rewritten with stage 4's code on another branch; linked after that rewrite (XPASS is reported, not an error).
+STAGE4_CUT_LATER = {"docs/etape4.md", "stage4_prod/README.md"}
+
+
+def linked_pages() -> list:
+    """Every student page, as a parameter; stage 4's pages wait for their rewrite."""
+    later = pytest.mark.xfail(reason="étape 4 coupée après sa refonte", strict=False)
+    names = [str(p.relative_to(ROOT)) for p in student_pages()]
+    return [pytest.param(n, marks=later if n in STAGE4_CUT_LATER else (), id=n) for n in names]
 
 
 def slug(title: str) -> str:
@@ -145,10 +149,10 @@ def test_every_glossary_entry_is_a_listed_word_explained_in_one_or_two_sentences
     assert not too_long, f"entrées de plus de deux phrases ou de 60 mots : {too_long}"
 
 
-@pytest.mark.parametrize("page", kit_pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_the_kit_pages_link_each_word_to_its_entry_at_its_first_use(page):
-    wrong = unlinked_first_uses(page.read_text(encoding="utf-8"))
-    assert not wrong, f"{page.relative_to(ROOT)} : premier emploi sans lien vers le glossaire : {wrong}"
+@pytest.mark.parametrize("page", linked_pages())
+def test_every_student_page_links_each_word_to_its_entry_at_its_first_use(page):
+    wrong = unlinked_first_uses((ROOT / page).read_text(encoding="utf-8"))
+    assert not wrong, f"{page} : premier emploi sans lien vers le glossaire : {wrong}"
 
 
 def test_every_link_to_the_glossary_leads_to_an_entry():
