@@ -112,16 +112,21 @@ class AnomalyModel:
         self.flow_mean = flow_mean
 
     def get_params(self) -> dict:
-        return {
+        params = {
             "window": self.window,
             "n_estimators": self.n_estimators,
             "max_samples": self.max_samples,
             "alarm_quantile": self.alarm_quantile,
             "random_state": self.random_state,
             "smoothing": self.smoothing,
-            "tail_rate": self.tail_rate,
-            "flow_mean": self.flow_mean,
         }
+        # Added after models were registered: named only when set, so that a registered model's
+        # metadata still matches what it says of itself (common.registry.load compares the two).
+        if self.tail_rate is not None:
+            params["tail_rate"] = self.tail_rate
+        if self.flow_mean:
+            params["flow_mean"] = self.flow_mean
+        return params
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
         """Feature matrix of a sensor frame, in the order the forest was fitted on."""

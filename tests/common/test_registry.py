@@ -101,3 +101,15 @@ def test_list_command(tmp_path, fitted, training_frame, capsys):
     assert registry.main(["list", "--models-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "version" in out and "0.1.0" in out
+
+
+def test_a_model_registered_before_the_tail_and_flow_parameters_still_loads(tmp_path, training_frame):
+    """A registry written by an earlier version (params without tail_rate and flow_mean) is not refused."""
+    save(AnomalyModel(n_estimators=20).fit(training_frame), "1.0.0", training_frame, path=tmp_path)
+    meta_path = tmp_path / "1.0.0" / "metadata.json"
+    metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    assert "tail_rate" not in metadata["params"] and "flow_mean" not in metadata["params"]
+    assert load("1.0.0", tmp_path).model.threshold_ == metadata["threshold"]
+    tailed = AnomalyModel(n_estimators=20, tail_rate=0.001).fit(training_frame)
+    save(tailed, "1.1.0", training_frame, path=tmp_path)
+    assert load("1.1.0", tmp_path).model.get_params()["tail_rate"] == 0.001
