@@ -30,11 +30,12 @@ import pandas as pd  # noqa: E402
 
 from common.registry import RegistryError, read_metadata  # noqa: E402
 from common.schema import SENSOR_NAMES  # noqa: E402
-from stage4_prod import drift  # noqa: E402
-from stage4_prod.inference_log import read_logs  # noqa: E402
-from stage4_prod.logs_summary import by_version  # noqa: E402
-from stage4_prod.scoring import ANOMALY  # noqa: E402
-from stage4_prod.settings import get_settings  # noqa: E402
+
+from . import drift  # noqa: E402
+from .inference_log import read_logs  # noqa: E402
+from .logs_summary import by_version  # noqa: E402
+from .scoring import ANOMALY  # noqa: E402
+from .settings import get_settings  # noqa: E402
 
 DEFAULT_OUTPUT = Path("reports") / "rapport.html"
 STYLE = (
@@ -320,7 +321,7 @@ def build(logs: pd.DataFrame, models_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stage4_prod.report", description="Rapport HTML des inférences.")
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.report", description="Rapport HTML des inférences.")
     parser.add_argument("--logs", default=None, help="dossier du journal (défaut : $LOG_DIR ou logs/)")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help=f"fichier HTML (défaut : {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)

@@ -156,13 +156,6 @@ def test_a_response_that_sets_a_security_header_keeps_its_own():
             assert response.headers[name] == value, name
 
 
-def test_request_size_limits_are_kept(client, keys):
-    too_big = client.post(
-        "/predict", content=b"{" + b" " * 20_000 + b"}", headers={**op(keys), "Content-Type": "application/json"}
-    )
-    assert too_big.status_code == 413 and "trop volumineux" in too_big.json()["detail"]
-
-
 def test_auditor_filters_and_exports_the_trail(client, keys, state_db):
     client.post("/predict", json=EXAMPLE_READING, headers=op(keys))
     auditor = {auth.HEADER: keys["auditor"]}
