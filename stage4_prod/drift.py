@@ -5,42 +5,17 @@ For each of the eight sensors, a sliding window of the last readings is compared
 
 * PSI (population stability index) on ten bins cut at the training deciles, the outer
   two open-ended; an empty bin counts as ``EPSILON`` so that the logarithm stays finite.
-  The expected share of each bin comes from the reference CDF (deciles of a sensor may
-  coincide, then bins merge).
 * KS: the Kolmogorov-Smirnov statistic against the reference CDF rebuilt from the 101
-  percentiles (piecewise linear), and its p-value. Shown for information only: the p-value
-  assumes independent readings, and consecutive readings of a pump are not (a daily
-  cycle, load steps lasting tens of minutes), so on normal data it is almost always tiny.
-  The numbers are those of ``scipy.stats.kstest`` (its exact distribution of the
-  statistic), computed for the eight sensors at once; the exact p-value of a day's window
-  still costs about a millisecond per sensor, so only ``report()`` computes it.
+  percentiles, with the numbers of ``scipy.stats.kstest``. Shown for information only:
+  its p-value assumes independent readings, and consecutive readings of a pump are not.
+* Alarm rate: the window's share of ``Anomalie`` against ``reference["alarm_rate"]``, a
+  ratio rule (``RATE_WARN``, ``RATE_ALERT``, at least ``MIN_ALARMS``): alarms come in
+  bursts, so a binomial test would cry wolf.
 
-Thresholds (``PSI_WARN``, ``PSI_ALERT``). The textbook 0.1 / 0.25 assume the window is a
-random sample of the population. Ours is a day of consecutive readings of one bench (a
-daily cycle, load steps): ``python -m stage4_prod.drift calibrate --psi-warn 0.1
---psi-alert 0.25`` finds, over 200 normal windows of 1,440 readings, 90 % of windows
-above 0.1 and 23 % above 0.25 on some sensor (mostly the motor temperature), the largest
-PSI being 0.99; a recalibrated sensor (the simulator's ``drift``) gives 3.5 to 7.9. So
-the warning is at 0.5 and the alert at 1.5: ``calibrate`` measures 0 % false alerts (8 %
-warnings) over the 200 normal windows, and 19 alerts out of 19 drift windows, on the
-right sensor. ``WINDOW`` is one day at one reading per minute: a shorter window sees only
-part of the daily cycle and differs from the reference for that reason alone; with more
-equipments or faster readings, raise it to cover a day of traffic.
-
-Alarm rate: the window's share of ``Anomalie`` decisions against
-``reference["alarm_rate"]`` (about 0.5 %, the model's alarm quantile). A binomial test would
-assume independent decisions, but the score is a trailing mean and a fault lasts, so
-alarms come in bursts; a ratio rule is used instead: warning above ``RATE_WARN`` times
-the expected rate, alert above ``RATE_ALERT`` times, each with at least ``MIN_ALARMS``
-alarms so that two isolated alarms in a small window do not count. The reference rate is
-measured on the training rows, so unseen normal data runs higher (up to 3.1 % in a normal
-window, 6 times the reference, in ``calibrate``): hence 5 and 10 times, where a fault
-lasting hours (10 % of a window and more) still crosses the alert.
-
-Status changes are logged (``logger.warning``) with stable French messages, so that a
-log watcher can grep for ``dérive détectée``. ``observe`` evaluates the statuses every
-``CHECK_EVERY`` readings, on the request that crosses the count: they depend on the PSI
-and the alarm rate only, a fraction of a millisecond, so the check stays on that request.
+The thresholds (PSI 0.5 and 1.5 rather than the textbook 0.1 and 0.25, a window of a day)
+come from ``calibrate`` on simulated normal and drifting days: docs/decisions.md gives
+the figures and the command. Status changes are logged (``logger.warning``) with stable
+French messages, so that a log watcher can grep for ``dérive détectée``.
 
     python -m stage4_prod.drift calibrate [--version 1.0.0] [--windows 200]
 """
