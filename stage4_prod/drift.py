@@ -64,10 +64,7 @@ def cdf_knots(percentiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reference_cdf(percentiles: Sequence[float]):
-    """The CDF rebuilt from 101 percentiles (0..100), piecewise linear; ties make a jump.
-
-    Returns a vectorised function: 0 below the minimum, 1 above the maximum.
-    """
+    """The CDF rebuilt from 101 percentiles (piecewise linear, ties a jump): vectorised, 0 below the min, 1 above the max."""
     values, cum = cdf_knots(percentiles)
 
     def cdf(x):
@@ -111,10 +108,8 @@ def ks(observed: np.ndarray, percentiles: Sequence[float]) -> tuple[float, float
 def ks_rows(samples: np.ndarray, knots: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided KS statistic and p-value of each row of ``samples`` (k, n) against the CDF of the same rank's ``knots``.
 
-    The numbers of ``scipy.stats.kstest(row, reference_cdf(percentiles))`` (method ``auto``), for
-    less: scipy sorts, computes the largest gaps above and below the empirical CDF as here, and its
-    ``auto`` method always takes the exact distribution of the statistic, ``kstwo``. One call to it
-    serves every row, without kstest's argument machinery. A NaN in a row gives NaN, as in kstest.
+    The numbers of ``scipy.stats.kstest(row, reference_cdf(percentiles))`` (its exact ``kstwo``
+    distribution), for every row in one call; a NaN in a row gives NaN, as in kstest.
     """
     from scipy import stats  # on first use (warm_up): importing it costs over a second of startup
 
@@ -238,11 +233,8 @@ class DriftMonitor:
         return report
 
     def _check(self) -> None:
-        """The evaluation every ``check_every`` readings, on the request that crosses it: statuses and logs.
-
-        The statuses and their log lines depend on the PSI and the alarm rate only, so the KS test
-        (its exact p-value alone costs milliseconds) is left to ``report()``.
-        """
+        """The evaluation every ``check_every`` readings: statuses and logs, from the PSI and the alarm rate only
+        (the KS test, whose exact p-value is the costly part, is left to ``report()``)."""
         values, alarms, _ = self._snapshot()
         sensors, rate, _ = self._evaluate(values, alarms, with_ks=False)
         self._log_changes(sensors, rate)
@@ -292,19 +284,11 @@ class DriftMonitor:
                 continue
             detail = sensors.get(name)
             measure = f"PSI {detail['psi']:.3f}" if detail else f"taux {rate['observed']:.2%}"
-            if SEVERITY[new] > SEVERITY[old]:
-                logger.warning(
-                    "dérive détectée : %s passe de %s à %s (%s, modèle %s)", name, old, new, measure, self.model_version
-                )
-            else:
-                logger.info(
-                    "dérive en baisse : %s passe de %s à %s (%s, modèle %s)",
-                    name,
-                    old,
-                    new,
-                    measure,
-                    self.model_version,
-                )
+            worse = SEVERITY[new] > SEVERITY[old]
+            level, what = (logging.WARNING, "dérive détectée") if worse else (logging.INFO, "dérive en baisse")
+            logger.log(
+                level, "%s : %s passe de %s à %s (%s, modèle %s)", what, name, old, new, measure, self.model_version
+            )
 
 
 def normal_windows(n_windows: int, window: int = WINDOW, seed: int = 10_000) -> list[pd.DataFrame]:
