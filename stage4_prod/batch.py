@@ -29,11 +29,12 @@ from pathlib import Path
 
 from common.data import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, DataError, write_csv
 from common.registry import LoadedModel, RegistryError
-from stage4_prod import audit, inference_log, scoring
-from stage4_prod.deployment import load_served
-from stage4_prod.keys import operator_name
-from stage4_prod.scoring import ANOMALY, score_chunks
-from stage4_prod.settings import get_settings
+
+from . import audit, inference_log, scoring
+from .deployment import load_served
+from .keys import operator_name
+from .scoring import ANOMALY, score_chunks
+from .settings import get_settings
 
 SUMMARY = "resume.csv"
 PROGRESS_SECONDS = 1.0  # at most one progress line per second and per file
@@ -154,7 +155,7 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stage4_prod.batch",
+        prog=f"python -m {__package__}.batch",
         description="Analyse par lots : note un fichier CSV (format SKAB) ou tous les CSV d'un dossier, morceau par morceau.",
     )
     parser.add_argument("entree", help="fichier CSV ou dossier de fichiers CSV")

@@ -5,42 +5,17 @@ For each of the eight sensors, a sliding window of the last readings is compared
 
 * PSI (population stability index) on ten bins cut at the training deciles, the outer
   two open-ended; an empty bin counts as ``EPSILON`` so that the logarithm stays finite.
-  The expected share of each bin comes from the reference CDF (deciles of a sensor may
-  coincide, then bins merge).
 * KS: the Kolmogorov-Smirnov statistic against the reference CDF rebuilt from the 101
-  percentiles (piecewise linear), and its p-value. Shown for information only: the p-value
-  assumes independent readings, and consecutive readings of a pump are not (a daily
-  cycle, load steps lasting tens of minutes), so on normal data it is almost always tiny.
-  The numbers are those of ``scipy.stats.kstest`` (its exact distribution of the
-  statistic), computed for the eight sensors at once; the exact p-value of a day's window
-  still costs about a millisecond per sensor, so only ``report()`` computes it.
+  percentiles, with the numbers of ``scipy.stats.kstest``. Shown for information only:
+  its p-value assumes independent readings, and consecutive readings of a pump are not.
+* Alarm rate: the window's share of ``Anomalie`` against ``reference["alarm_rate"]``, a
+  ratio rule (``RATE_WARN``, ``RATE_ALERT``, at least ``MIN_ALARMS``): alarms come in
+  bursts, so a binomial test would cry wolf.
 
-Thresholds (``PSI_WARN``, ``PSI_ALERT``). The textbook 0.1 / 0.25 assume the window is a
-random sample of the population. Ours is a day of consecutive readings of one bench (a
-daily cycle, load steps): ``python -m stage4_prod.drift calibrate --psi-warn 0.1
---psi-alert 0.25`` finds, over 200 normal windows of 1,440 readings, 90 % of windows
-above 0.1 and 23 % above 0.25 on some sensor (mostly the motor temperature), the largest
-PSI being 0.99; a recalibrated sensor (the simulator's ``drift``) gives 3.5 to 7.9. So
-the warning is at 0.5 and the alert at 1.5: ``calibrate`` measures 0 % false alerts (8 %
-warnings) over the 200 normal windows, and 19 alerts out of 19 drift windows, on the
-right sensor. ``WINDOW`` is one day at one reading per minute: a shorter window sees only
-part of the daily cycle and differs from the reference for that reason alone; with more
-equipments or faster readings, raise it to cover a day of traffic.
-
-Alarm rate: the window's share of ``Anomalie`` decisions against
-``reference["alarm_rate"]`` (about 0.5 %, the model's alarm quantile). A binomial test would
-assume independent decisions, but the score is a trailing mean and a fault lasts, so
-alarms come in bursts; a ratio rule is used instead: warning above ``RATE_WARN`` times
-the expected rate, alert above ``RATE_ALERT`` times, each with at least ``MIN_ALARMS``
-alarms so that two isolated alarms in a small window do not count. The reference rate is
-measured on the training rows, so unseen normal data runs higher (up to 3.1 % in a normal
-window, 6 times the reference, in ``calibrate``): hence 5 and 10 times, where a fault
-lasting hours (10 % of a window and more) still crosses the alert.
-
-Status changes are logged (``logger.warning``) with stable French messages, so that a
-log watcher can grep for ``dérive détectée``. ``observe`` evaluates the statuses every
-``CHECK_EVERY`` readings, on the request that crosses the count: they depend on the PSI
-and the alarm rate only, a fraction of a millisecond, so the check stays on that request.
+The thresholds (PSI 0.5 and 1.5 rather than the textbook 0.1 and 0.25, a window of a day)
+come from ``calibrate`` on simulated normal and drifting days: docs/decisions.md gives
+the figures and the command. Status changes are logged (``logger.warning``) with stable
+French messages, so that a log watcher can grep for ``dérive détectée``.
 
     python -m stage4_prod.drift calibrate [--version 1.0.0] [--windows 200]
 """
@@ -89,10 +64,7 @@ def cdf_knots(percentiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reference_cdf(percentiles: Sequence[float]):
-    """The CDF rebuilt from 101 percentiles (0..100), piecewise linear; ties make a jump.
-
-    Returns a vectorised function: 0 below the minimum, 1 above the maximum.
-    """
+    """The CDF rebuilt from 101 percentiles (piecewise linear, ties a jump): vectorised, 0 below the min, 1 above the max."""
     values, cum = cdf_knots(percentiles)
 
     def cdf(x):
@@ -136,10 +108,8 @@ def ks(observed: np.ndarray, percentiles: Sequence[float]) -> tuple[float, float
 def ks_rows(samples: np.ndarray, knots: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided KS statistic and p-value of each row of ``samples`` (k, n) against the CDF of the same rank's ``knots``.
 
-    The numbers of ``scipy.stats.kstest(row, reference_cdf(percentiles))`` (method ``auto``), for
-    less: scipy sorts, computes the largest gaps above and below the empirical CDF as here, and its
-    ``auto`` method always takes the exact distribution of the statistic, ``kstwo``. One call to it
-    serves every row, without kstest's argument machinery. A NaN in a row gives NaN, as in kstest.
+    The numbers of ``scipy.stats.kstest(row, reference_cdf(percentiles))`` (its exact ``kstwo``
+    distribution), for every row in one call; a NaN in a row gives NaN, as in kstest.
     """
     from scipy import stats  # on first use (warm_up): importing it costs over a second of startup
 
@@ -263,11 +233,8 @@ class DriftMonitor:
         return report
 
     def _check(self) -> None:
-        """The evaluation every ``check_every`` readings, on the request that crosses it: statuses and logs.
-
-        The statuses and their log lines depend on the PSI and the alarm rate only, so the KS test
-        (its exact p-value alone costs milliseconds) is left to ``report()``.
-        """
+        """The evaluation every ``check_every`` readings: statuses and logs, from the PSI and the alarm rate only
+        (the KS test, whose exact p-value is the costly part, is left to ``report()``)."""
         values, alarms, _ = self._snapshot()
         sensors, rate, _ = self._evaluate(values, alarms, with_ks=False)
         self._log_changes(sensors, rate)
@@ -317,19 +284,11 @@ class DriftMonitor:
                 continue
             detail = sensors.get(name)
             measure = f"PSI {detail['psi']:.3f}" if detail else f"taux {rate['observed']:.2%}"
-            if SEVERITY[new] > SEVERITY[old]:
-                logger.warning(
-                    "dérive détectée : %s passe de %s à %s (%s, modèle %s)", name, old, new, measure, self.model_version
-                )
-            else:
-                logger.info(
-                    "dérive en baisse : %s passe de %s à %s (%s, modèle %s)",
-                    name,
-                    old,
-                    new,
-                    measure,
-                    self.model_version,
-                )
+            worse = SEVERITY[new] > SEVERITY[old]
+            level, what = (logging.WARNING, "dérive détectée") if worse else (logging.INFO, "dérive en baisse")
+            logger.log(
+                level, "%s : %s passe de %s à %s (%s, modèle %s)", what, name, old, new, measure, self.model_version
+            )
 
 
 def normal_windows(n_windows: int, window: int = WINDOW, seed: int = 10_000) -> list[pd.DataFrame]:

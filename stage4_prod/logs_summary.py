@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stage4_prod.inference_log import read_logs
-from stage4_prod.scoring import ANOMALY
-from stage4_prod.settings import get_settings
+from .inference_log import read_logs
+from .scoring import ANOMALY
+from .settings import get_settings
 
 
 def by_version(logs: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def summary_text(logs: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stage4_prod.logs_summary", description="Résumé du journal des inférences."
+        prog=f"python -m {__package__}.logs_summary", description="Résumé du journal des inférences."
     )
     parser.add_argument("--logs", default=None, help="dossier du journal (défaut : $LOG_DIR ou logs/)")
     args = parser.parse_args(argv)

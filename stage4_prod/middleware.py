@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stage4_prod.logging_config import request_id_var
+from .logging_config import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MODEL_VERSION_HEADER = "X-Model-Version"
@@ -26,8 +26,8 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 # into our logs and headers, so it must not carry spaces, newlines or markup.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
-access_log = logging.getLogger("stage4_prod.access")
-error_log = logging.getLogger("stage4_prod.errors")
+access_log = logging.getLogger(f"{__package__}.access")
+error_log = logging.getLogger(f"{__package__}.errors")
 
 
 def request_id_from(headers: Headers) -> str:

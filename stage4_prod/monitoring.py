@@ -1,98 +1,123 @@
-"""What GET /metrics reports (requests, errors, latency and predictions since the process started),
-and the drift part of GET /monitoring.
+"""Monitoring: every prediction traced, ``GET /metrics`` for Prometheus, ``GET /metrics/json`` for people,
+``GET /monitoring`` for drift and the maintenance's feedback.
 
-Counters live in memory, per process: with several uvicorn workers, each worker counts
-the requests it served (a load balancer sends a GET /metrics to one of them). Latency
-percentiles come from a bounded reservoir sample (Vitter's algorithm R): memory stays
-fixed however long the service runs, and every request since start has the same chance
-to be in the sample.
+``/metrics`` serves the Prometheus text format through ``prometheus_client``: requests by
+route and status, a latency histogram per route, predictions and anomalies per model
+version. With several uvicorn workers, each worker writes its counts to files in
+``PROMETHEUS_MULTIPROC_DIR`` (multiprocess mode, set and emptied by whoever starts the
+workers) and a scrape adds them up, whichever worker answers.
+``/metrics/json`` is the summary people read (``common.request_stats``), per process.
+Stage 4 adds the audit trail to every trace (committed before the answer leaves), the
+drift window, and ``/monitoring``; each route needs a key with the ``reader`` role.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import threading
-from collections import Counter
+import time
+from collections import Counter as Tally
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.registry import LoadedModel
-from stage4_prod import audit
-from stage4_prod.drift import DriftMonitor
+from common.request_stats import RequestStats
+from common.schema import TIMESTAMP
 
-RESERVOIR_SIZE = 4096
+from . import audit, deployment, feedback, inference_log, scoring
+from .deps import ModelDep, Principal, Reader
+from .drift import DriftMonitor
+from .models import KEY_ERRORS, error_doc
+
+router = APIRouter()
+# Our own registry: the metrics of this stage only, whatever else the process imported.
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("pompe_requests", "Requêtes servies, par route et statut.", ["route", "status"], registry=REGISTRY)
+LATENCY = Histogram(
+    "pompe_request_duration_seconds", "Durée de traitement des requêtes, par route.", ["route"], registry=REGISTRY
+)
+PREDICTIONS = Counter(
+    "pompe_predictions", "Mesures notées, par version du modèle.", ["model_version"], registry=REGISTRY
+)
+ANOMALIES = Counter(
+    "pompe_anomalies", "Mesures jugées anormales, par version du modèle.", ["model_version"], registry=REGISTRY
+)
 
 
-class Metrics:
-    """Thread-safe counters of one process: requests by route and status, latency sample, predictions."""
-
-    def __init__(self, reservoir_size: int = RESERVOIR_SIZE, seed: int = 0):
-        self.started_at = datetime.now(UTC)
-        self.reservoir_size = reservoir_size
-        self._requests: Counter[tuple[str, int]] = Counter()
-        self._latencies: list[float] = []
-        self._seen = 0
-        self._random = random.Random(seed)
-        self._predictions: Counter[tuple[str, str]] = Counter()  # (model version, decision)
-        self._lock = threading.Lock()
+class Metrics(RequestStats):
+    """The JSON summary of this process (``common.request_stats``), each fact also given to Prometheus."""
 
     def record_request(self, route: str, status: int, latency_ms: float) -> None:
-        with self._lock:
-            self._requests[(route, status)] += 1
-            self._seen += 1
-            if len(self._latencies) < self.reservoir_size:
-                self._latencies.append(latency_ms)
-            else:
-                slot = self._random.randrange(self._seen)
-                if slot < self.reservoir_size:
-                    self._latencies[slot] = latency_ms
-
-    def record_predictions(self, scored: pd.DataFrame) -> None:
-        """Count the rows of a scored frame by model version and decision."""
-        self.record_decisions(zip(scored["model_version"].tolist(), scored["decision"].tolist(), strict=True))
+        REQUESTS.labels(route, str(status)).inc()
+        LATENCY.labels(route).observe(latency_ms / 1000)
+        super().record_request(route, status, latency_ms)
 
     def record_decisions(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Count predictions given as (model version, decision) pairs."""
-        counts = Counter(pairs)
-        with self._lock:
-            self._predictions.update(counts)
+        counts = Tally(pairs)
+        for (version, decision), n in counts.items():
+            PREDICTIONS.labels(version).inc(n)
+            if decision == scoring.ANOMALY:
+                ANOMALIES.labels(version).inc(n)
+        super().record_decisions(counts.elements())
 
-    def snapshot(self, anomaly: str) -> dict[str, Any]:
-        """The JSON of GET /metrics; ``anomaly`` is the decision that counts as an alarm."""
-        with self._lock:
-            requests, latencies, predictions = dict(self._requests), list(self._latencies), dict(self._predictions)
-        total = sum(requests.values())
-        by_route: dict[str, dict[str, int]] = {}
-        for (route, status), n in sorted(requests.items()):
-            by_route.setdefault(route, {})[str(status)] = n
-        errors = sum(n for (_, status), n in requests.items() if status >= 400)
-        server_errors = sum(n for (_, status), n in requests.items() if status >= 500)
-        p50, p95, p99 = np.percentile(latencies, [50, 95, 99]).tolist() if latencies else (None, None, None)
-        versions: dict[str, dict[str, Any]] = {}
-        for (version, decision), n in sorted(predictions.items()):
-            entry = versions.setdefault(version, {"predictions": 0, "anomalies": 0})
-            entry["predictions"] += n
-            entry["anomalies"] += n if decision == anomaly else 0
-        for entry in versions.values():
-            entry["anomaly_rate"] = entry["anomalies"] / entry["predictions"]
-        return {
-            "since": self.started_at.isoformat(timespec="seconds"),
-            "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
-            "process_id": os.getpid(),
-            "requests": {
-                "total": total,
-                "by_route": by_route,
-                "error_rate": errors / total if total else 0.0,
-                "server_error_rate": server_errors / total if total else 0.0,
-            },
-            "latency_ms": {"p50": p50, "p95": p95, "p99": p99, "sample_size": len(latencies)},
-            "models": versions,
-        }
+
+def elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def stamped(reading: dict[str, Any]) -> dict[str, Any]:
+    """``reading`` with a timestamp for the audit trail: its own (UTC, without zone), else now."""
+    return {**reading, TIMESTAMP: reading.get(TIMESTAMP) or datetime.now(UTC).replace(tzinfo=None)}
+
+
+def trace(
+    state: Any,
+    who: Principal,
+    client: str | None,
+    source: str,
+    request_id: str,
+    scored: pd.DataFrame,
+    latency_ms: float,
+) -> None:
+    """Audit scored readings (group commit: committed before the caller answers), then append them to
+    the inference log, count them in the metrics and feed the drift window (``state``: app.state).
+
+    Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
+    """
+    state.audit.record_predictions(scoring.audit_rows(who.name, client, source, request_id, scored))
+    inference_log.record(state.settings.log_dir, source, request_id, scored, latency_ms)
+    state.metrics.record_predictions(scored)
+    if state.drift is not None:
+        state.drift.observe(scored, scored["decision"].tolist())
+
+
+async def trace_reading(
+    state: Any,
+    who: Principal,
+    client: str | None,
+    source: str,
+    request_id: str,
+    reading: dict[str, Any],
+    result: dict[str, Any],
+    latency_ms: float,
+) -> None:
+    """``trace`` for one reading scored alone (``reading`` with its ``timestamp``, ``result`` of
+    ``scoring.score_reading``), without a frame. Called from the event loop: the audit row is
+    committed by the recorder's writer thread, so that a commit waiting for a lock or an
+    ``fsync`` does not stop the loop.
+
+    Raises audit.AuditUnavailable if the audit trail cannot be written: the caller must not answer.
+    """
+    row = scoring.audit_row(who.name, client, source, request_id, reading, result)
+    await state.audit.record_predictions_async([row])
+    inference_log.record_reading(state.settings.log_dir, source, request_id, reading, result, latency_ms)
+    state.metrics.record_decisions([(result["model_version"], result["decision"])])
+    if state.drift is not None:
+        state.drift.observe([reading], [result["decision"]])
 
 
 def drift_report(state_db: Any, loaded: LoadedModel, window: int) -> dict[str, Any]:
@@ -106,3 +131,45 @@ def drift_report(state_db: Any, loaded: LoadedModel, window: int) -> dict[str, A
     if recent:
         monitor.observe([inputs for inputs, _ in recent], [decision for _, decision in recent])
     return monitor.report(log=False)
+
+
+@router.get("/metrics", summary="Indicateurs au format Prometheus", response_class=Response, responses=KEY_ERRORS)
+def metrics(request: Request, who: Reader) -> Response:
+    """Requêtes par route et statut, histogramme des latences, prédictions et anomalies par version du
+    modèle, au format texte de Prometheus ; tous les processus du service comptés ensemble."""
+    folder = request.app.state.settings.prometheus_multiproc_dir
+    registry = REGISTRY
+    if folder is not None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(folder))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics/json", summary="Indicateurs depuis le démarrage, en JSON", responses=KEY_ERRORS)
+def metrics_json(request: Request, who: Reader) -> dict[str, Any]:
+    """Requêtes par route et statut, taux d'erreur, latence p50/p95/p99 (ms), prédictions et taux
+    d'anomalies par version du modèle, depuis le démarrage de **ce processus** (avec plusieurs
+    processus uvicorn, chacun compte les requêtes qu'il a servies)."""
+    return request.app.state.metrics.snapshot(scoring.ANOMALY)
+
+
+@router.get(
+    "/monitoring",
+    summary="Surveillance : dérive, alarmes, service, retours de la maintenance",
+    responses={**KEY_ERRORS, 503: error_doc("Aucun modèle chargé.")},
+)
+def monitoring(request: Request, who: Reader, model: ModelDep) -> dict[str, Any]:
+    """La dérive de chaque capteur (PSI et KS) sur les dernières mesures notées par **tous** les processus
+    (lues dans le journal d'audit) contre la distribution de référence du modèle servi, le taux d'alarmes
+    comparé à celui attendu, la latence et les erreurs de ce processus, et par version du modèle la part
+    des alarmes confirmées par la maintenance et les pannes manquées."""
+    state = request.app.state
+    pointer = deployment.current(state.settings.state_db)
+    service = state.metrics.snapshot(scoring.ANOMALY)
+    return {
+        "model_version": model.version,
+        "deployment": pointer.__dict__ if pointer else None,
+        "drift": drift_report(state.settings.state_db, model, state.settings.drift_window),
+        "service": {k: service[k] for k in ("since", "process_id", "requests", "latency_ms")},
+        "feedback": feedback.summary(state.settings.state_db),
+    }

@@ -16,12 +16,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError as InvalidReading
+
 from common.data import DataError, write_csv
+from common.messages import first_error
+from common.readings import from_text
 from common.registry import RegistryError
 from common.schema import SENSORS, ValidationError
-from stage4_prod.deployment import load_served
-from stage4_prod.scoring import score_file, score_reading, summary
-from stage4_prod.settings import get_settings
+
+from .deployment import load_served
+from .scoring import score_file, score_reading, summary
+from .settings import get_settings
 
 
 def _option(name: str) -> str:
@@ -30,7 +35,7 @@ def _option(name: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m stage4_prod.predict",
+        prog=f"python -m {__package__}.predict",
         description="Détecte les anomalies d'un fichier de mesures (CSV au format SKAB) ou d'une mesure.",
     )
     parser.add_argument("fichier", nargs="?", help="fichier CSV à analyser (séparateur « ; »)")
@@ -40,15 +45,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for s in SENSORS:
         group.add_argument(_option(s.name), dest=s.name, metavar=s.unit, help=f"{s.label} ({s.unit})")
     return parser.parse_args(argv)
-
-
-def _number(name: str, text: str | None) -> float:
-    if text is None:
-        raise ValidationError(name, f"valeur manquante (option {_option(name)})")
-    try:
-        return float(text.replace(",", "."))
-    except ValueError:
-        raise ValidationError(name, f"« {text} » n'est pas un nombre") from None
 
 
 def run(args: argparse.Namespace) -> str:
@@ -65,7 +61,13 @@ def run(args: argparse.Namespace) -> str:
         return f"{summary(scored, loaded)}\nRésultat détaillé écrit dans {output}"
     if all(getattr(args, s.name) is None for s in SENSORS):
         raise ValidationError("fichier", "donnez un fichier CSV ou les huit valeurs d'une mesure (voir --help)")
-    reading = {s.name: _number(s.name, getattr(args, s.name)) for s in SENSORS}
+    missing = [s.name for s in SENSORS if getattr(args, s.name) is None]
+    if missing:
+        raise ValidationError(missing[0], f"valeur manquante (option {_option(missing[0])})")
+    try:
+        reading = from_text({s.name: getattr(args, s.name) for s in SENSORS})
+    except InvalidReading as exc:
+        raise first_error(exc.errors()) from None
     result = score_reading(loaded, reading)
     return (
         f"Décision : {result['decision']} (score {result['score']:.3f}, seuil {result['threshold']:.3f}, "

@@ -25,8 +25,9 @@ from websockets.sync.client import connect
 
 from common.data import DataError, read_chunks
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
-from stage4_prod.scoring import ANOMALY
-from stage4_prod.settings import get_settings
+
+from .scoring import ANOMALY
+from .settings import get_settings
 
 DEFAULT_URL = "ws://127.0.0.1:8004/stream"
 
@@ -86,7 +87,7 @@ def describe(reading: dict[str, Any], answer: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stage4_prod.replay", description="Rejoue un fichier de mesures sur le flux /stream."
+        prog=f"python -m {__package__}.replay", description="Rejoue un fichier de mesures sur le flux /stream."
     )
     parser.add_argument("fichier", help="fichier CSV au format SKAB")
     parser.add_argument("--rate", type=float, default=10.0, help="mesures par seconde (0 : sans pause ; défaut : 10)")

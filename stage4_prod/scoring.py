@@ -1,4 +1,4 @@
-"""Score readings and files with a registered model: what the CLIs, the API and the stream share.
+"""Score readings and files with a registered model: what the CLIs, the API, the form and the stream share.
 
 A file is read and scored chunk by chunk with an IncrementalScorer: each reading is scored
 in the context of its equipment's previous readings, so a batch job, an uploaded file and
@@ -18,18 +18,18 @@ import pandas as pd
 from common.data import DEFAULT_CHUNK_ROWS, Source, load_csv, read_chunks
 from common.decision import ANOMALY, decide, decide_all
 from common.incremental import IncrementalScorer
+from common.readings import Reading
 from common.registry import LoadedModel
-from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP, validate_reading
+from common.schema import DEFAULT_EQUIPMENT_ID, EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
 
 
-def score_reading(loaded: LoadedModel, reading: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one reading (snake_case keys) and score it alone.
+def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> dict[str, Any]:
+    """Score one reading alone: a ``Reading``, or snake_case keys validated into one.
 
     Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
-    Raises common.schema.ValidationError naming the faulty field.
+    Raises pydantic's ValidationError (``common.messages`` words it) for an invalid reading.
     """
-    values = validate_reading(reading)
-    score = loaded.model.score_reading(values)
+    score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
     return {
         "score": score,
         "decision": decide(score, loaded.model.threshold_),

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     model_check_interval_s: float = Field(0.2, ge=0, allow_inf_nan=False)  # how often a worker reads the pointer
     workers: int = Field(2, ge=1)  # uvicorn processes of python -m stage4_prod.app; they share the state database
     api_key: SecretStr | None = None  # what the clients send; the service never reads it
+    # Set (with the folder emptied) by whoever starts several workers: they then count /metrics together.
+    prometheus_multiproc_dir: Path | None = None
 
 
 class SettingsError(ValueError):

@@ -21,7 +21,8 @@ from common.evaluation import evaluate
 from common.model import AnomalyModel
 from common.registry import RegistryError, parse_version, save
 from common.simulator import simulate
-from stage4_prod.settings import get_settings
+
+from .settings import get_settings
 
 TRAINING_SEEDS = range(5)  # evaluation uses other seeds (common.evaluation)
 TRAINING_HOURS = 72.0
@@ -60,7 +61,7 @@ def train(version: str, data: list[str] | None = None, models_dir=None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stage4_prod.train", description="Entraîne et enregistre un modèle."
+        prog=f"python -m {__package__}.train", description="Entraîne et enregistre un modèle."
     )
     parser.add_argument("--version", required=True, help="numéro de version à créer, par exemple 1.0.0")
     parser.add_argument("--data", nargs="*", help="fichiers ou dossiers CSV au format SKAB (défaut : données simulées)")

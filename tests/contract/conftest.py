@@ -12,13 +12,42 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-WITH_FORM = ("stage1_local", "stage2_shared", "stage3_preprod")  # the web page, the command line, train.py
-WITH_API = ("stage2_shared", "stage3_preprod")  # POST /predict, GET /health, GET /version, the client
-WITH_BATCH = ("stage3_preprod",)  # POST /predict/batch, POST /predict/csv, the WebSocket /stream
+WITH_FORM = (
+    "stage1_local",
+    "stage2_shared",
+    "stage3_preprod",
+    "stage4_prod",
+)  # the web page, the command line, train.py
+WITH_API = ("stage2_shared", "stage3_preprod", "stage4_prod")  # POST /predict, GET /health, GET /version, the client
+WITH_BATCH = ("stage3_preprod", "stage4_prod")  # POST /predict/batch, POST /predict/csv, the WebSocket /stream
+WITH_KEY = ("stage4_prod",)  # every scoring route needs an operator key (X-API-Key, or typed in the form)
 
 
 def stage_module(stage: str, name: str):
     return importlib.import_module(f"{stage}.{name}")
+
+
+class KeyedClient(TestClient):
+    """A TestClient that sends an operator key as a user of stage 4 does: in the ``X-API-Key`` header,
+    and typed in the web form's ``api_key`` field."""
+
+    def __init__(self, app, key: str):
+        super().__init__(app, headers={"X-API-Key": key})
+        self.key = key
+
+    def post(self, url, *args, data=None, **kwargs):
+        if str(url).split("#")[0] in ("/", "/fichier") and not isinstance(data, (str, bytes)):
+            data = {**(data or {}), "api_key": self.key}
+        return super().post(url, *args, data=data, **kwargs)
+
+
+def stage_client(stage: str) -> TestClient:
+    """The TestClient of a stage's app; from stage 4 on, it brings a new operator key of the stage's state database."""
+    app = stage_module(stage, "app").app
+    if stage not in WITH_KEY:
+        return TestClient(app)
+    settings = stage_module(stage, "settings").get_settings()
+    return KeyedClient(app, stage_module(stage, "auth").create_key(settings.state_db, "contrat", "operator", by="test"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,17 +70,20 @@ def stage_env(model_env, tmp_path, monkeypatch):
     for name in ("MAX_BATCH_ROWS", "MODEL_VERSION", "PROMETHEUS_MULTIPROC_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOG_DIR", str(tmp_path / "journal"))  # stage 3 on: where the inference log goes
+    monkeypatch.setenv("STATE_DB", str(tmp_path / "state.sqlite"))  # stage 4: keys, audit trail, model pointer
+    monkeypatch.setenv("RATE_LIMIT_PER_S", "0")  # stage 4: no rate limit, which the contract does not test
+    monkeypatch.setenv("MODEL_CHECK_INTERVAL_S", "0")
     return model_env
 
 
 @pytest.fixture(params=WITH_FORM)
 def form_stage(request, stage_env):
     """(stage name, TestClient of its app) for every stage serving the web page."""
-    with TestClient(stage_module(request.param, "app").app) as client:
+    with stage_client(request.param) as client:
         yield request.param, client
 
 
 @pytest.fixture(params=WITH_API)
 def api_stage(request, stage_env):
-    with TestClient(stage_module(request.param, "app").app) as client:
+    with stage_client(request.param) as client:
         yield request.param, client

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from common.schema import EXAMPLE_READING, SENSORS
 from stage1_local import scoring as stage1_scoring
 from tests.conftest import TEST_VERSION
-from tests.contract.conftest import WITH_API, stage_module
+from tests.contract.conftest import WITH_API, WITH_KEY, stage_client, stage_module
 
 DISTRESS = {
     **EXAMPLE_READING,
@@ -38,7 +38,7 @@ def api_env(stage_env):
 
 @pytest.fixture
 def client(stage, stage_env):
-    with TestClient(app_of(stage)) as client:
+    with stage_client(stage) as client:
         yield client
 
 
@@ -92,7 +92,7 @@ def test_version_says_what_runs(client, stage):
 def test_version_reports_the_commit_and_build_date_given_at_build(stage, api_env, monkeypatch):
     monkeypatch.setenv("GIT_COMMIT", "abc1234")
     monkeypatch.setenv("BUILD_DATE", "2025-01-02T03:04:05Z")
-    with TestClient(app_of(stage)) as client:
+    with stage_client(stage) as client:
         body = client.get("/version").json()
     assert (body["git_commit"], body["build_date"]) == ("abc1234", "2025-01-02T03:04:05Z")
 
@@ -129,7 +129,11 @@ def test_integers_are_accepted_as_numbers(client):
 
 def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_hop_to_a_thread(stage):
     api, deps, pages = (stage_module(stage, name) for name in ("api", "deps", "pages"))
-    for endpoint in (pages.show_form, pages.score_form, pages.score_upload, pages.download):
+    # Stage 4's form hands its audit commit to a writer thread instead (tests/stage4_prod/test_app.py).
+    blocking = (pages.show_form, pages.score_upload, pages.download) + (
+        () if stage in WITH_KEY else (pages.score_form,)
+    )
+    for endpoint in blocking:
         assert not inspect.iscoroutinefunction(endpoint)  # run in the thread pool: the event loop stays free
     for endpoint in (api.predict, api.version, deps.get_model, deps.require_json):
         assert inspect.iscoroutinefunction(endpoint)  # 0.1 ms of numpy: a thread hop would cost more than the work
@@ -138,7 +142,7 @@ def test_endpoints_that_can_score_a_file_are_plain_def_and_the_json_ones_do_not_
 
 def test_without_a_model_health_and_predict_say_503_in_french(stage, api_env, tmp_path, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(tmp_path))
-    with TestClient(app_of(stage)) as client:
+    with stage_client(stage) as client:
         health = client.get("/health")
         predicted = client.post("/predict", json=EXAMPLE_READING)
         version = client.get("/version")
@@ -236,7 +240,7 @@ def test_json_content_type_with_charset_is_accepted(client):
 @pytest.fixture
 def small_limit_client(stage, api_env, monkeypatch):
     monkeypatch.setenv("MAX_BODY_BYTES", "400")
-    with TestClient(app_of(stage)) as client:
+    with stage_client(stage) as client:
         yield client
 
 
@@ -287,7 +291,7 @@ def test_insane_request_id_is_replaced(client, bad):
 LOG_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (?P<level>[A-Z]+) \[(?P<id>[^\]]+)\] (?P<stage>\w+)\.access: "
     r"method=(?P<method>[A-Z]+) path=(?P<path>\S+) status=(?P<status>\d{3}) latency_ms=(?P<ms>\d+\.\d) "
-    r"model=(?P<model>\S+)$"
+    r"model=(?P<model>\S+)(?: who=(?P<who>\S+))?$"  # stage 4 names the caller: the key's name and public id
 )
 
 
@@ -302,6 +306,8 @@ def test_one_log_line_per_request_on_stdout(client, stage, capsys):
     lines = access_lines(capsys.readouterr().out)
     assert len(lines) == 2
     ok, refused = (m.groupdict() for m in lines)
+    who = ok.pop("who")
+    assert who == (f"contrat:{client.key[3:19]}" if stage in WITH_KEY else None)  # never the key itself
     assert ok | {"ms": "x"} == {
         "stage": stage,
         "level": "INFO",

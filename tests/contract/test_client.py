@@ -6,10 +6,9 @@ import json
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from common.schema import EXAMPLE_READING
-from tests.contract.conftest import WITH_API, stage_module
+from tests.contract.conftest import WITH_API, stage_client, stage_module
 
 
 @pytest.fixture(params=WITH_API)
@@ -19,7 +18,7 @@ def client_module(request):
 
 @pytest.fixture
 def client(client_module, stage_env):
-    with TestClient(stage_module(client_module.__package__, "app").app) as client:
+    with stage_client(client_module.__package__) as client:
         yield client
 
 

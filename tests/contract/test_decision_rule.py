@@ -15,13 +15,12 @@ from html import unescape
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 
 from common.data import write_csv
 from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from tests.conftest import TEST_VERSION
-from tests.contract.conftest import WITH_BATCH, WITH_FORM, stage_module
+from tests.contract.conftest import WITH_BATCH, WITH_FORM, stage_client, stage_module
 
 N_READINGS = 60  # seeded: the example reading, shaken harder and harder (2 % to 32 % noise per sensor)
 
@@ -113,7 +112,7 @@ def test_the_api_applies_the_stored_threshold(api_stage, readings, stored_thresh
 
 @pytest.fixture(params=WITH_BATCH)
 def batch_client(request, stage_env):
-    with TestClient(stage_module(request.param, "app").app) as client:
+    with stage_client(request.param) as client:
         yield client
 
 

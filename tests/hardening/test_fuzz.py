@@ -62,7 +62,7 @@ OPERATIONS = {
         "GET /metrics/json",
     },
 }
-OPERATIONS["stage4_prod"] = (OPERATIONS["stage3_preprod"] - {"GET /metrics/json"}) | {
+OPERATIONS["stage4_prod"] = OPERATIONS["stage3_preprod"] | {
     "GET /monitoring",
     "POST /feedback",
     "GET /audit",

@@ -32,7 +32,7 @@ def test_the_form_asks_for_an_operator_key(client, keys):
     fields = {k: str(v) for k, v in EXAMPLE_READING.items()}
     assert 'name="api_key" type="password"' in client.get("/").text
     refused = client.post("/", data={**fields, "api_key": ""})
-    assert refused.status_code == 401 and "clé d&#x27;API absente" in refused.text
+    assert refused.status_code == 401 and "clé d&#39;API absente" in refused.text
     assert client.post("/", data={**fields, "api_key": keys["auditor"]}).status_code == 403
     scored = client.post("/", data={**fields, "api_key": keys["operator"]})
     assert scored.status_code == 200 and 'id="decision"' in scored.text

@@ -13,8 +13,7 @@ from common.data import write_csv
 from common.schema import EXAMPLE_READING
 from common.simulator import simulate
 from stage3_preprod import scoring as stage3_scoring
-from stage4_prod import app as app_module
-from stage4_prod import audit, auth, batch, deployment, state
+from stage4_prod import api, audit, auth, batch, batch_api, deployment, deps, monitoring, pages, state
 from stage4_prod.inference_log import read_logs
 from stage4_prod.middleware import SECURITY_HEADERS
 
@@ -157,13 +156,6 @@ def test_a_response_that_sets_a_security_header_keeps_its_own():
             assert response.headers[name] == value, name
 
 
-def test_request_size_limits_are_kept(client, keys):
-    too_big = client.post(
-        "/predict", content=b"{" + b" " * 20_000 + b"}", headers={**op(keys), "Content-Type": "application/json"}
-    )
-    assert too_big.status_code == 413 and "trop volumineux" in too_big.json()["detail"]
-
-
 def test_auditor_filters_and_exports_the_trail(client, keys, state_db):
     client.post("/predict", json=EXAMPLE_READING, headers=op(keys))
     auditor = {auth.HEADER: keys["auditor"]}
@@ -211,13 +203,13 @@ def test_the_batch_job_scores_with_the_served_version_and_audits_every_reading(s
 
 def test_no_audit_commit_runs_in_the_event_loop_and_one_reading_does_not_hop_to_the_thread_pool():
     # Batches and files: scored and committed in the thread pool.
-    for endpoint in (app_module.predict_batch, app_module.predict_csv, app_module.health):
+    for endpoint in (batch_api.predict_batch, batch_api.predict_csv, api.health):
         assert not inspect.iscoroutinefunction(endpoint)
     # One reading: scored in the event loop, its audit commit handed to the recorder's writer thread.
-    for endpoint in (app_module.predict, app_module.score_form, app_module.trace_reading):
+    for endpoint in (api.predict, pages.score_form, monitoring.trace_reading):
         assert inspect.iscoroutinefunction(endpoint)
     # One indexed read on an open connection, a cached model: a thread hop would cost more.
-    for dependency in (auth.require("predict"), app_module.get_model, app_module.get_request_id):
+    for dependency in (auth.require("predict"), deps.get_model, deps.get_request_id):
         assert inspect.iscoroutinefunction(dependency)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common import plots
 from common.simulator import simulate
 from stage4_prod import drift, inference_log, report
 
@@ -185,10 +186,10 @@ def test_latency_is_per_call_and_single_readings_apart_from_batches(tmp_path, lo
     logs = inference_log.read_logs(tmp_path)
     calls = report.calls(logs)
     table = report.latency_table(calls).loc[loaded_model.version]
-    assert table.loc[report.SINGLE, "calls"] == 30 and table.loc[report.SINGLE, "readings"] == 30
-    assert table.loc[report.BATCH, "calls"] == 3 and table.loc[report.BATCH, "readings"] == 1800
-    assert table.loc[report.SINGLE, "latency_p50"] == 2.0 and table.loc[report.SINGLE, "latency_p95"] == 3.0
-    assert table.loc[report.BATCH, "latency_p50"] == 900.0  # per chunk, not per line (each chunk weighs 1)
+    assert table.loc[plots.SINGLE, "calls"] == 30 and table.loc[plots.SINGLE, "readings"] == 30
+    assert table.loc[plots.BATCH, "calls"] == 3 and table.loc[plots.BATCH, "readings"] == 1800
+    assert table.loc[plots.SINGLE, "latency_p50"] == 2.0 and table.loc[plots.SINGLE, "latency_p95"] == 3.0
+    assert table.loc[plots.BATCH, "latency_p50"] == 900.0  # per chunk, not per line (each chunk weighs 1)
     single_ax, batch_ax = report.latency_figure(calls, "1s").axes  # p50 then p95 in each panel
     assert [np.nanmax(line.get_ydata()) for line in single_ax.get_lines()] == [3.0, 3.0]
     assert [np.nanmax(line.get_ydata()) for line in batch_ax.get_lines()] == [900.0, 990.0]  # the 3 chunks, 1 s

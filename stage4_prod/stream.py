@@ -1,0 +1,162 @@
+"""The WebSocket ``/stream``: one reading per message in, its score out, in the context of its equipment.
+
+The service keeps each equipment's recent readings (``common.incremental.IncrementalScorer``),
+so a reading streamed is scored exactly as in a batch of the same series. A message that
+cannot be scored gets a French answer naming the field; the connection stays open.
+Stage 4: the operator key is checked once, at the handshake; each reading is scored by the
+version the deployment pointer names when it arrives (one scorer per version,
+``scoring.Scorers``) and audited before its answer leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from common.data import frame_from_readings
+from common.incremental import OutOfOrderError
+from common.messages import JSON_SYNTAX, field_errors
+from common.readings import TimedReading
+from common.registry import RegistryError
+from common.schema import EQUIPMENT_ID, TIMESTAMP
+
+from . import audit, auth, inference_log, scoring
+from .deps import Principal, client_address, served_model
+from .errors import AUDIT_UNAVAILABLE, LOG_UNAVAILABLE
+from .middleware import request_id_from
+from .monitoring import elapsed_ms, trace
+from .pages import size
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+STREAM_ROUTE = "WS /stream"  # how the metrics name the stream's messages
+
+
+class MessageRefused(Exception):
+    """A stream message cannot be scored; ``detail`` and ``errors`` (French) say why."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+def score_message(state: Any, text: str) -> pd.DataFrame:
+    """Validate one stream message and score it after its equipment's previous readings, with the served version.
+
+    Raises MessageRefused (French) if the message is too large, not JSON, not a valid
+    reading, or not later than the previous reading of its equipment.
+    """
+    limit = state.settings.max_body_bytes
+    if len(text.encode("utf-8")) > limit:
+        raise MessageRefused(f"message trop volumineux : {size(limit)} au plus")
+    try:
+        loaded = served_model(state)
+    except RegistryError as exc:
+        raise MessageRefused(f"aucun modèle chargé : le service ne peut pas prédire ({exc})") from None
+    try:
+        payload = json.loads(text)
+    except RecursionError:  # a few thousand nested brackets fit in the size limit and exhaust the stack
+        raise MessageRefused("message refusé : JSON mal formé (imbrication trop profonde)") from None
+    except ValueError as exc:  # a JSONDecodeError, or a number of over 4,300 digits
+        problem = JSON_SYNTAX.get(getattr(exc, "msg", ""), "erreur de syntaxe")
+        where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
+    try:
+        reading = TimedReading.model_validate(payload)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+        named = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        raise MessageRefused(f"mesure refusée, à corriger : {named}", errors) from None
+    frame = frame_from_readings([reading.model_dump()])
+    try:
+        scores = state.scorers.get(loaded).score(frame)
+    except OutOfOrderError as exc:
+        raise MessageRefused(
+            f"mesure refusée, à corriger : {TIMESTAMP}", [{"field": TIMESTAMP, "message": str(exc)}]
+        ) from None
+    return scoring.with_scores(frame, scores, loaded).assign(threshold=loaded.model.threshold_)
+
+
+def stream_answer(state: Any, who: Principal, client: str | None, request_id: str, text: str) -> dict[str, Any]:
+    """The answer to one stream message: its score, or why it was refused; audited, traced and counted."""
+    start = time.perf_counter()
+    try:
+        scored = score_message(state, text)
+        trace(state, who, client, "stream", request_id, scored.drop(columns="threshold"), elapsed_ms(start))
+    except MessageRefused as exc:
+        state.metrics.record_request(STREAM_ROUTE, 422, elapsed_ms(start))
+        return {"detail": exc.detail, "errors": exc.errors, "request_id": request_id}
+    except audit.AuditUnavailable as exc:
+        logger.error("stream reading not answered, audit trail unavailable: %s", exc)
+        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
+        return {"detail": AUDIT_UNAVAILABLE, "errors": [], "request_id": request_id}
+    except inference_log.LogUnavailable as exc:
+        logger.error("stream reading not answered, inference log unavailable: %s", exc)
+        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
+        return {"detail": LOG_UNAVAILABLE, "errors": [], "request_id": request_id}
+    state.metrics.record_request(STREAM_ROUTE, 200, elapsed_ms(start))
+    row = scored.iloc[0]
+    return {
+        "score": float(row["score"]),
+        "decision": row["decision"],
+        "threshold": float(row["threshold"]),
+        "model_version": row["model_version"],
+        "equipment_id": row[EQUIPMENT_ID],
+        "timestamp": row[TIMESTAMP].isoformat(),
+        "request_id": request_id,
+    }
+
+
+async def refuse_handshake(websocket: WebSocket, status: int, detail: str, headers: dict[str, str]) -> None:
+    body = {"detail": detail, "errors": [], "request_id": uuid.uuid4().hex}
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
+    else:
+        await websocket.close(code=1008, reason=detail[:120])
+
+
+@router.websocket("/stream")
+async def stream(websocket: WebSocket) -> None:
+    """One reading per message in (JSON text), one answer per message out; a refusal keeps the connection open.
+
+    The operator key is checked once, at the handshake: header ``X-API-Key`` (preferred: a
+    query string ends up in proxies' logs), else the ``api_key`` query parameter. A refused
+    handshake gets an HTTP answer (401, 403, 429) where the server supports it, else close code 1008.
+    """
+    key = websocket.headers.get(auth.HEADER) or websocket.query_params.get("api_key")
+    try:
+        who = await run_in_threadpool(websocket.app.state.auth.check, key, "predict")
+    except (auth.AuthError, audit.AuditUnavailable) as exc:
+        status, detail = (exc.status, exc.detail) if isinstance(exc, auth.AuthError) else (503, AUDIT_UNAVAILABLE)
+        await refuse_handshake(websocket, status, detail, getattr(exc, "headers", {}))
+        return
+    await websocket.accept()
+    limit = websocket.app.state.settings.max_body_bytes
+    # Each message's id is the handshake's (the proxy's X-Request-ID, else a new one) and its rank: the
+    # audit links every reading of a connection to the proxy's log line of that handshake.
+    connection_id = request_id_from(websocket.headers)[:48]
+    for rank in itertools.count(1):
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:  # a binary frame: read as UTF-8, within the same size limit
+            text = (message.get("bytes") or b"")[: limit + 1].decode("utf-8", "replace")
+        request_id = f"{connection_id}-{rank}"
+        # In the thread pool: the audit commit may wait for another process's write lock.
+        answer = await run_in_threadpool(
+            stream_answer, websocket.app.state, who, client_address(websocket), request_id, text
+        )
+        await websocket.send_json(answer)
