@@ -133,6 +133,7 @@ report: $(STAMP) ## Construit reports/rapport.html depuis le journal des infére
 # Stage 4 without Docker: two uvicorn workers sharing the state database (STATE_DB, default state/stage4.sqlite:
 # key hashes, audit trail, served-model pointer, feedback). Keys are printed once, never stored.
 stage4-run: model ## Étape 4 sans Docker : l'API sur http://127.0.0.1:8014, 2 processus, état dans state/ (clés : make create-key)
+	export PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d)} && \
 	$(PY) -m uvicorn stage4_prod.app:app --host $${HOST:-127.0.0.1} --port $${PORT:-8014} --workers $${WORKERS:-2} --no-access-log
 
 create-key: $(STAMP) ## Étape 4 : crée une clé d'API et l'affiche une seule fois : make create-key NAME=atelier-nord ROLE=operator

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-from stage4_prod.settings import get_settings
 
 
 class ApiError(Exception):
@@ -61,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url", help="adresse du service, par exemple http://serveur:8004")
     parser.add_argument("mesure", help="fichier JSON d'une mesure, ou - pour l'entrée standard")
     args = parser.parse_args(argv)
-    key = get_settings().api_key  # from the environment, never the command line
+    key = os.environ.get("API_KEY")  # never the command line; read here: this file is copied alone
     try:
         text = sys.stdin.read() if args.mesure == "-" else Path(args.mesure).read_text(encoding="utf-8")
-        result = predict(json.loads(text), args.url, api_key=key.get_secret_value() if key else None)
+        result = predict(json.loads(text), args.url, api_key=key)
     except (OSError, ValueError) as exc:
         print(f"Erreur : mesure illisible ({exc})", file=sys.stderr)
         return 2

@@ -14,8 +14,9 @@ from stage4_prod.settings import Settings, SettingsError, get_settings
 
 STAGE = Path(__file__).resolve().parents[2] / "stage4_prod"
 # Modules that touch os.environ without reading settings: a deploy tool run without the venv
-# (standard library only), and the tour, which hands its environment to the services it starts.
-NOT_SETTINGS = {"bluegreen.py": "BLUEGREEN_HISTORY", "tour.py": "**os.environ"}
+# (standard library only), the colleague's client (copied alone, needs only httpx), and the tour,
+# which hands its environment to the services it starts.
+NOT_SETTINGS = {"bluegreen.py": "BLUEGREEN_HISTORY", "client.py": "API_KEY", "tour.py": "**os.environ"}
 
 
 @pytest.fixture
