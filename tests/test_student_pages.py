@@ -52,9 +52,6 @@ PAGE_WORDS = {
 }
 STAGE_README_WORDS = 400
 SENTENCE_WORDS = 25
-# Rewritten with stage 4's code on another branch; cut after that rewrite (XPASS is reported, not an error).
-STAGE4_CUT_LATER = {"docs/etape4.md", "stage4_prod/README.md"}
-STAGE4_REASON = "étape 4 coupée après sa refonte"
 AXES = ("sécurité", "robustesse", "reproductibilité", "valeur métier")
 WORDS_PER_MINUTE = 140
 
@@ -103,12 +100,6 @@ def mean_sentence_words(markdown: str) -> float:
     """Average words per sentence of a page's running text (headings and table rows aside)."""
     text = HEADING_OR_TABLE_ROW.sub("", prose(markdown))
     return words(text) / max(1, sentences(text))
-
-
-def stage4_cut_later(page: str):
-    """A page as a parameter; its check waits for the stage 4 rewrite when it is one of that stage's pages."""
-    later = page in STAGE4_CUT_LATER
-    return pytest.param(page, marks=pytest.mark.xfail(reason=STAGE4_REASON, strict=False) if later else (), id=page)
 
 
 def boxes(mermaid: str) -> int:
@@ -164,28 +155,22 @@ def test_the_core_path_a_class_reads_holds_8000_words_at_most():
     counted = {str(p): words(prose((ROOT / p).read_text(encoding="utf-8"))) for p in core_path()}
     assert len(counted) == 10, sorted(counted)
     total = sum(counted.values())
-    # Until the stage 4 rewrite lands, only the part of docs/etape4.md above its own size may exceed the total.
-    excess_of_stage4 = max(0, counted["docs/etape4.md"] - PAGE_WORDS["docs/etape4.md"])
-    if CORE_PATH_WORDS < total <= CORE_PATH_WORDS + excess_of_stage4:
-        pytest.xfail(f"{STAGE4_REASON} : {total} mots, dont {counted['docs/etape4.md']} pour docs/etape4.md")
     assert total <= CORE_PATH_WORDS, f"parcours principal : {total} mots (au plus {CORE_PATH_WORDS}) : {counted}"
 
 
-@pytest.mark.parametrize("page", [stage4_cut_later(page) for page in PAGE_WORDS])
+@pytest.mark.parametrize("page", list(PAGE_WORDS))
 def test_each_page_of_the_core_path_keeps_to_its_size(page):
     counted = words(prose((ROOT / page).read_text(encoding="utf-8")))
     assert counted <= PAGE_WORDS[page], f"{page} : {counted} mots (au plus {PAGE_WORDS[page]})"
 
 
-@pytest.mark.parametrize("page", [stage4_cut_later(f"docs/etape{n}.md") for n in range(1, 5)])
+@pytest.mark.parametrize("page", [f"docs/etape{n}.md" for n in range(1, 5)])
 def test_the_etape_pages_speak_in_short_sentences(page):
     mean = mean_sentence_words((ROOT / page).read_text(encoding="utf-8"))
     assert mean <= SENTENCE_WORDS, f"{page} : {mean:.1f} mots par phrase en moyenne (au plus {SENTENCE_WORDS})"
 
 
-@pytest.mark.parametrize(
-    "page", [stage4_cut_later(str(p.relative_to(ROOT))) for p in sorted(ROOT.glob("stage*/README.md"))]
-)
+@pytest.mark.parametrize("page", [str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("stage*/README.md"))])
 def test_a_stage_readme_only_says_how_to_run_the_stage_and_what_it_adds(page):
     counted = words(prose((ROOT / page).read_text(encoding="utf-8")))
     assert counted <= STAGE_README_WORDS, f"{page} : {counted} mots (au plus {STAGE_README_WORDS})"
