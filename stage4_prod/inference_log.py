@@ -6,25 +6,20 @@
 One line per scored reading, whatever asked for it (``source``: api, batch_api, csv_api,
 stream, batch_cli), with the request id a client can quote and the model version that
 answered. The header is written once, when the day's file is created.
-
-Several threads and several processes (uvicorn workers, a batch job) append to the same
-file: each call takes an exclusive ``flock`` on it, writes the header if the file is still
-empty, then all its lines with a single ``write`` and releases the lock, so that lines
-are never interleaved or cut. POSIX only (``fcntl``), like the service's image.
+Several threads and processes (uvicorn workers, a batch job) append to the same file:
+``common.shared_file`` takes a lock around each append, so lines are never interleaved.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from common import shared_file
 from common.fast_text import csv_lines
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
@@ -52,27 +47,8 @@ def log_path(directory: Path, when: datetime) -> Path:
     return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
 
 
-def _append(path: Path, text: str) -> None:
-    """Append ``text`` (whole lines) under an exclusive lock, the header first if the file is empty.
-
-    A write that fails half-way (disk full) is cut back to the previous end of the file,
-    so that no partial line is left for the next append to run into.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        end = os.fstat(fd).st_size
-        if end == 0:
-            text = SEPARATOR.join(COLUMNS) + "\n" + text
-        data = text.encode("utf-8")
-        try:
-            while data:
-                data = data[os.write(fd, data) :]
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-    finally:
-        os.close(fd)  # releases the lock
+def _lines(rows: Sequence[Sequence[object]]) -> str:
+    return csv_lines(rows, SEPARATOR)  # what csv.writer writes, a column at a time (common.fast_text)
 
 
 def record(
@@ -86,9 +62,17 @@ def record(
     LogUnavailable (an OSError, French message) if the log cannot be written: a
     prediction that cannot be traced must not be answered as if it were.
     """
+    if not len(scored):
+        return
     numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
-    columns = zip(scored[EQUIPMENT_ID], scored["model_version"], numbers, scored["decision"], strict=True)
-    _write(directory, source, request_id, ((e, v, *n, d) for e, v, n, d in columns), latency_ms, when)
+    rows = zip(
+        scored[EQUIPMENT_ID].tolist(),
+        scored["model_version"].tolist(),
+        numbers,
+        scored["decision"].tolist(),
+        strict=True,
+    )
+    _write(directory, source, request_id, [(e, v, *n, d) for e, v, n, d in rows], latency_ms, when)
 
 
 def record_reading(
@@ -101,48 +85,33 @@ def record_reading(
     when: datetime | None = None,
 ) -> None:
     """``record`` for one reading (its sensors and ``equipment_id``) and its result
-    (``score``, ``decision``, ``model_version``), without a frame to build: the same line."""
-    numbers = [float(reading[name]) for name in SENSOR_NAMES]
-    line = (reading[EQUIPMENT_ID], result["model_version"], *numbers, float(result["score"]), result["decision"])
-    _write(directory, source, request_id, [line], latency_ms, when)
+    (``score``, ``decision``, ``model_version``): the same line, without a frame to build."""
+    sensors = [float(reading[name]) for name in SENSOR_NAMES]
+    row = (reading[EQUIPMENT_ID], result["model_version"], *sensors, float(result["score"]), result["decision"])
+    _write(directory, source, request_id, [row], latency_ms, when)
 
 
 def _write(
-    directory: Path, source: str, request_id: str, lines: Iterable[tuple], latency_ms: float, when: datetime | None
+    directory: Path, source: str, request_id: str, rows: Sequence[tuple], latency_ms: float, when: datetime | None
 ) -> None:
-    """Append ``lines`` (equipment, version, the sensors, the score, the decision), each with the columns they share."""
+    """Append ``rows`` (equipment, version, the sensors, score, decision), each with the call's time and latency."""
     when = when or datetime.now(UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
     latency = f"{latency_ms:.3f}"
-    rows = [(stamp, request_id, source, *line, latency) for line in lines]
-    if not rows:
-        return
-    text = csv_lines(rows, SEPARATOR)  # what csv.writer writes
+    text = _lines([(stamp, request_id, source, *row, latency) for row in rows])
     path = log_path(Path(directory), when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, text)
+        shared_file.append_lines(path, text, _lines([COLUMNS]))
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def check_writable(directory: Path) -> None:
-    """Write and remove one byte in ``directory`` (created if needed), as the log would.
-
-    Raises LogUnavailable (French) if the folder is read-only or its disk is full: what
-    ``GET /health`` reports, without waiting for a prediction to fail.
-    """
-    directory = Path(directory)
-    probe = directory / f".sonde-ecriture-{os.getpid()}"
+    """Raise LogUnavailable (French) if ``directory`` is read-only or its disk full: what ``GET /health``
+    reports, without waiting for a prediction to fail."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, b"1")
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
+        shared_file.check_writable(directory)
     except OSError as exc:
         raise LogUnavailable(f"dossier {directory} impossible à écrire : {exc.strerror or exc}") from exc
 
