@@ -33,8 +33,9 @@ def walk_commands() -> str:
     return re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
 
 
-def test_the_readme_walk_names_every_step():
+def test_the_readme_walk_names_every_step_and_the_etape_page_shows_the_same():
     walk = walk_commands()
+    assert f"```bash\n{walk}```" in (ROOT / "docs" / "etape4.md").read_text(encoding="utf-8")
     for step in ("make stage4-up", "make -s stage4-key", "/predict", "/audit", "make stage4-audit-verify",
                  "make stage4-logs", "make report", "make deploy TAG=", "make rollback", "make stage4-down"):  # fmt: skip
         assert step in walk, step
