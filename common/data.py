@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain
 from operator import itemgetter
 from os import PathLike
 from pathlib import Path
@@ -33,7 +32,6 @@ from common.schema import (
     CSV_TO_NAME,
     DEFAULT_EQUIPMENT_ID,
     EQUIPMENT_ID,
-    EQUIPMENT_ID_MAX_LENGTH,
     LABELS,
     NAME_TO_CSV,
     SENSOR_NAMES,
@@ -338,153 +336,6 @@ def frame_from_readings(
     for name in SENSOR_NAMES:
         columns[name] = np.array([r[name] for r in rows], dtype="float64")
     return pd.DataFrame(columns, copy=False)
-
-
-def plain_readings(items: list[Any], equipment_id: str = DEFAULT_EQUIPMENT_ID) -> tuple[pd.DataFrame, np.ndarray]:
-    """Split readings received as JSON (parsed, not validated) into the plainly valid ones and the others.
-
-    Returns ``(frame, others)``: the sensor frame of the items that are plainly valid
-    readings, indexed by their position in ``items`` (stamped now without ``timestamp``,
-    ``equipment_id`` by default), and the sorted positions of every other item. Plainly
-    valid: a JSON object with no unknown field, the eight sensors as finite JSON numbers
-    within their plausible range, ``equipment_id`` absent or a text of 1 to
-    ``EQUIPMENT_ID_MAX_LENGTH`` characters, ``timestamp`` absent, null or written exactly
-    ``YYYY-MM-DDThh:mm:ss``. Vectorised: a batch of a thousand readings is checked column
-    by column instead of reading by reading.
-
-    The check is conservative: it never accepts a reading that ``common.schema`` refuses,
-    but it leaves to the caller some that its own validation may accept (a timestamp with
-    a time zone or fractional seconds, for example). The caller validates the items at
-    ``others`` one by one, which also words each refusal.
-
-    >>> from common.schema import EXAMPLE_READING
-    >>> frame, others = plain_readings([EXAMPLE_READING, {**EXAMPLE_READING, "pressure": 150}, "texte"])
-    >>> frame.index.tolist(), others.tolist()
-    ([0], [1, 2])
-    """
-    n = len(items)
-    rows = [r if type(r) is dict else {} for r in items]  # an empty object lacks every sensor: not plain
-    if set().union(*rows) <= READING_KEYS:  # the usual case, checked for all the items at once
-        plain = np.ones(n, dtype=bool)
-    else:
-        plain = np.fromiter((r.keys() <= READING_KEYS for r in rows), dtype=bool, count=n)
-    values, numbers = _sensor_values(rows)
-    plain &= numbers & (values >= _LOW).all(axis=1) & (values <= _HIGH).all(axis=1)  # NaN compares False
-    equipments = [r.get(EQUIPMENT_ID, equipment_id) for r in rows]
-    texts = equipments if set(map(type, equipments)) <= {str} else [e if type(e) is str else "" for e in equipments]
-    plain_ids = {e: 1 <= len(e) <= EQUIPMENT_ID_MAX_LENGTH and _utf8(e) for e in set(texts)}  # a few distinct ids
-    plain &= np.fromiter(map(plain_ids.__getitem__, texts), dtype=bool, count=n)
-    times, stamped = _plain_timestamps([r.get(TIMESTAMP) for r in rows])
-    plain &= stamped
-    keep = np.flatnonzero(plain)
-    frame = pd.DataFrame(
-        {
-            TIMESTAMP: times[keep],
-            EQUIPMENT_ID: np.array(equipments, dtype=object)[keep],
-            **dict(zip(SENSOR_NAMES, values[keep].T, strict=True)),
-        },
-        index=keep,
-        copy=False,
-    )
-    return frame, np.flatnonzero(~plain)
-
-
-def _sensor_values(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """The (rows, 8) sensor values of JSON objects (NaN where a row holds no JSON number), and where all eight are.
-
-    Read row by row in one C-level pass when every row has the eight sensors as JSON
-    numbers (the usual case), else column by column (``_plain_numbers``).
-    """
-    try:
-        found = list(map(_SENSORS_OF, rows))
-        if set(map(type, chain.from_iterable(found))) <= {float, int}:
-            flat = np.fromiter(chain.from_iterable(found), dtype="float64", count=len(rows) * len(SENSOR_NAMES))
-            return flat.reshape(len(rows), len(SENSOR_NAMES)), np.ones(len(rows), dtype=bool)
-    except (KeyError, OverflowError):  # a sensor missing, an integer too large for a float
-        pass
-    values, numbers = zip(*(_plain_numbers([r.get(name) for r in rows]) for name in SENSOR_NAMES), strict=True)
-    return np.column_stack(values), np.logical_and.reduce(numbers)
-
-
-def _plain_numbers(column: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """A column as floats (NaN where it holds no JSON number), and where it does.
-
-    ``bool`` is not a number here (``type(True) is bool``); an integer too large for a
-    float is left to the caller's validation.
-    """
-    types = set(map(type, column))
-    numbers = (
-        np.ones(len(column), dtype=bool)
-        if types <= {float, int}
-        else np.fromiter((type(v) in (float, int) for v in column), dtype=bool, count=len(column))
-    )
-    try:
-        if numbers.all():
-            return np.array(column, dtype="float64"), numbers
-        return np.array([v if ok else np.nan for v, ok in zip(column, numbers, strict=True)], dtype="float64"), numbers
-    except OverflowError:
-        values = np.array([_float_or_nan(v) if ok else np.nan for v, ok in zip(column, numbers, strict=True)])
-        return values, numbers & ~np.isnan(values)
-
-
-def _utf8(text: str) -> bool:
-    """False for a text JSON can carry but UTF-8 cannot (a lone surrogate such as ``"\\ud800"``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _float_or_nan(value: float | int) -> float:
-    try:
-        return float(value)
-    except OverflowError:
-        return np.nan
-
-
-def _plain_timestamps(stamps: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps (now where absent or null) and where they are plain: absent, null or ``YYYY-MM-DDThh:mm:ss``.
-
-    The layout is checked character by character first (digits and separators where
-    ``_PLAIN_TIMESTAMP`` has them, year 0001 at least), so that numpy's reader, lenient
-    in other ways ("now", "NaT", negative years), only ever sees that layout; it refuses
-    impossible dates and times (30 February, 24:00:00), which are left to the caller.
-    """
-    n = len(stamps)
-    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
-    times = np.full(n, now)
-    if set(map(type, stamps)) == {str} and set(map(len, stamps)) == {len(_PLAIN_TIMESTAMP)}:  # the usual case
-        plain, texts, written = np.zeros(n, dtype=bool), np.arange(n), stamps
-    else:
-        plain = np.fromiter((t is None for t in stamps), dtype=bool, count=n)
-        if plain.all():
-            return times, plain
-        texts = np.flatnonzero(
-            np.fromiter((type(t) is str and len(t) == len(_PLAIN_TIMESTAMP) for t in stamps), dtype=bool, count=n)
-        )
-        written = [stamps[i] for i in texts]
-    written = np.array(written, dtype=f"U{len(_PLAIN_TIMESTAMP)}")
-    chars = written.view(np.uint32).reshape(len(texts), len(_PLAIN_TIMESTAMP))
-    digits = (chars >= ord("0")) & (chars <= ord("9"))
-    laid_out = np.where(_TIMESTAMP_DIGITS, digits, chars == _TIMESTAMP_SEPARATORS).all(axis=1)
-    laid_out &= (written < "0001") == 0  # year 0000 does not exist for Python's datetime
-    texts, written = texts[laid_out], written[laid_out]
-    try:
-        parsed = written.astype("datetime64[s]")
-    except ValueError:  # an impossible date among them: read them one by one
-        parsed = np.array([_datetime_or_nat(w) for w in written], dtype="datetime64[s]")
-    read = ~np.isnat(parsed)
-    times[texts[read]] = parsed[read]
-    plain[texts[read]] = True
-    return times, plain
-
-
-def _datetime_or_nat(text: str) -> np.datetime64:
-    try:
-        return np.datetime64(text, "s")
-    except ValueError:
-        return np.datetime64("NaT", "s")
 
 
 FLOAT_TEXTS_MIN_COLUMN = 32  # measured: below this many values, repr one by one is faster

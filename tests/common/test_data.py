@@ -14,7 +14,6 @@ from common.data import (
     float_texts,
     frame_from_readings,
     load_csv,
-    plain_readings,
     write_csv,
 )
 from common.schema import EXAMPLE_READING, SENSOR_NAMES
@@ -112,64 +111,6 @@ def test_error_names_the_column_and_line():
 def test_validation_can_be_left_to_the_caller():
     frame = load_csv(skab("2020-03-09 10:14:33;" + ROW.replace("233.062", "9000")), validate=False)
     assert frame["voltage"].iloc[0] == 9000
-
-
-NOT_PLAIN = [
-    "texte",
-    None,
-    [EXAMPLE_READING],
-    {**EXAMPLE_READING, "pression": 1.0},
-    {k: v for k, v in EXAMPLE_READING.items() if k != "current"},
-    {**EXAMPLE_READING, "current": None},
-    {**EXAMPLE_READING, "current": "1.2"},
-    {**EXAMPLE_READING, "current": True},
-    {**EXAMPLE_READING, "current": float("nan")},
-    {**EXAMPLE_READING, "current": float("inf")},
-    {**EXAMPLE_READING, "current": 10**400},
-    {**EXAMPLE_READING, "pressure": 150},
-    {**EXAMPLE_READING, "pressure": -2.5},
-    {**EXAMPLE_READING, "equipment_id": ""},
-    {**EXAMPLE_READING, "equipment_id": "x" * 65},
-    {**EXAMPLE_READING, "equipment_id": 7},
-    {**EXAMPLE_READING, "equipment_id": None},
-    {**EXAMPLE_READING, "equipment_id": "\ud800"},
-    *({**EXAMPLE_READING, "timestamp": t} for t in ("now", "NaT", "2026-02-30T10:00:00", "2026-01-05T24:00:00")),
-    *({**EXAMPLE_READING, "timestamp": t} for t in ("0000-01-05T10:00:00", "-001-01-05T10:00:00", "", 1767607200)),
-    # Valid for the API (a time zone, another layout), but left to its own validation:
-    *({**EXAMPLE_READING, "timestamp": t} for t in ("2026-01-05T10:00:00Z", "2026-01-05 10:00:00")),
-]
-
-
-def test_plain_readings_are_framed_like_validated_ones():
-    items = [
-        EXAMPLE_READING,
-        {**EXAMPLE_READING, "equipment_id": "é" * 64, "timestamp": "2026-01-05T10:00:00"},
-        {**EXAMPLE_READING, "voltage": 230, "pressure": -2.0, "timestamp": None},
-    ]
-    frame, others = plain_readings(items)
-    assert frame.index.tolist() == [0, 1, 2] and others.size == 0
-    expected = frame_from_readings(items)
-    pd.testing.assert_frame_equal(
-        frame.drop(columns="timestamp"), expected.drop(columns="timestamp").set_axis([0, 1, 2])
-    )
-    assert frame["timestamp"].iloc[1] == pd.Timestamp("2026-01-05T10:00:00")
-    assert frame["timestamp"].dtype == expected["timestamp"].dtype
-
-
-def test_plain_readings_leave_every_doubtful_item_to_the_caller():
-    items = [EXAMPLE_READING, *NOT_PLAIN, EXAMPLE_READING]
-    frame, others = plain_readings(items)
-    assert frame.index.tolist() == [0, len(items) - 1]
-    assert others.tolist() == list(range(1, len(items) - 1))
-
-
-@pytest.mark.parametrize("item", NOT_PLAIN, ids=range(len(NOT_PLAIN)))
-def test_one_doubtful_item_among_plain_ones_is_left_to_the_caller(item):
-    stamped = {**EXAMPLE_READING, "timestamp": "2026-01-05T10:00:00"}  # the usual batch: every row fully written
-    for doubtful in (item, {**stamped, "current": 10**400}):
-        frame, others = plain_readings([stamped, doubtful, stamped])
-        assert frame.index.tolist() == [0, 2] and others.tolist() == [1]
-        assert frame["current"].tolist() == [EXAMPLE_READING["current"]] * 2
 
 
 def test_float_texts_are_repr_on_a_million_values():
