@@ -134,7 +134,7 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
 def first_error(errors: Iterable[Mapping[str, Any]]) -> ValidationError:
     """The first error as ``common.schema.ValidationError`` (``str``: ``"voltage : ..."``), for a command line.
 
-    An unknown field comes first, as ``common.schema.validate_reading`` reports it.
+    An unknown field comes first: a misspelled name explains the "missing" error that comes with it.
     """
     ordered = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
     name = field_name(ordered[0]["loc"])

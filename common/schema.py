@@ -6,23 +6,13 @@ SKAB spellings (``Accelerometer1RMS``...); JSON and Python code use snake_case
 person reading the message knows which value to fix.
 
 A reading is validated by the pydantic model ``common.readings.Reading`` and its
-refusals are worded by ``common.messages``. ``check_value`` and ``validate_reading``
-below are what stages 3 and 4 still call until they move to that model (the tests of
-``common.messages`` check that both word every refusal alike); ``invalid_rows`` checks
-whole CSV files column by column.
-
->>> validate_reading({**EXAMPLE_READING, "voltage": 9000})
-Traceback (most recent call last):
-...
-common.schema.ValidationError: voltage : 9000 V est hors de la plage plausible [0, 500] V
+refusals are worded by ``common.messages``; ``invalid_rows`` checks whole CSV files
+column by column, in the same words.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,46 +77,6 @@ class ValidationError(ValueError):
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
-
-
-def check_value(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite number inside the sensor's range.
-
-    Raises ValidationError naming the field otherwise (missing, not a number, NaN,
-    infinite, out of range). Booleans are refused: ``True`` is not a measurement.
-    """
-    sensor = BY_NAME[name]
-    if value is None:
-        raise ValidationError(name, "valeur manquante")
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValidationError(name, f"« {value} » n'est pas un nombre")
-    try:
-        x = float(value)
-    except OverflowError:  # an integer beyond every float (10**400) is beyond every range too
-        size, bounds = "grand" if value > 0 else "petit", f"[{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}"
-        raise ValidationError(name, f"nombre trop {size}, hors de la plage plausible {bounds}") from None
-    if math.isnan(x):
-        raise ValidationError(name, "valeur manquante (NaN)")
-    if math.isinf(x):
-        raise ValidationError(name, "valeur infinie refusée")
-    if not sensor.low <= x <= sensor.high:
-        raise ValidationError(
-            name,
-            f"{_fmt(x)} {sensor.unit} est hors de la plage plausible "
-            f"[{_fmt(sensor.low)}, {_fmt(sensor.high)}] {sensor.unit}",
-        )
-    return x
-
-
-def validate_reading(reading: Mapping[str, Any]) -> dict[str, float]:
-    """Check one reading (snake_case keys) and return the eight sensor values as floats.
-
-    Unknown keys are refused too: a misspelled field must not pass silently.
-    """
-    extra = sorted(set(reading) - set(SENSOR_NAMES) - {TIMESTAMP, EQUIPMENT_ID})
-    if extra:
-        raise ValidationError(extra[0], "champ inconnu")
-    return {name: check_value(name, reading.get(name)) for name in SENSOR_NAMES}
 
 
 def invalid_rows(frame: pd.DataFrame) -> pd.Series:
