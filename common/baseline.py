@@ -245,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, DataError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"Erreur : fichier {args.fichier} illisible ({exc.strerror})", file=sys.stderr)
+    except FileNotFoundError:
+        print(f"Erreur : fichier {args.fichier} introuvable", file=sys.stderr)
+        return 2
+    except OSError:  # a folder, no permission...
+        print(f"Erreur : fichier {args.fichier} illisible", file=sys.stderr)
         return 2
     meta = read_metadata(args.version, args.models_dir)
     print(

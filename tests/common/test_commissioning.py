@@ -138,6 +138,8 @@ def _bad_file(tmp_path, kind: str) -> str:
         path.write_text(path.read_text(encoding="utf-8").replace(";", ","), encoding="utf-8")
     elif kind == "autre_pompe":
         write_csv(bigger_pump(equipment="P-102").iloc[:COMMISSIONING_READINGS], path, with_equipment=True)
+    elif kind == "dossier":
+        path = tmp_path
     return str(path)
 
 
@@ -150,7 +152,8 @@ def _bad_file(tmp_path, kind: str) -> str:
         ("version existante", "1.0.0", "1.0.0", "bon", [], "existe déjà"),
         ("version mal formée", "1.0.0", "1.0.0-", "bon", [], "invalide"),
         ("CSV invalide", "1.0.0", VERSION, "virgules", [], "séparateur incorrect"),
-        ("fichier absent", "1.0.0", VERSION, "absent", [], "illisible"),
+        ("fichier absent", "1.0.0", VERSION, "absent", [], "absent.csv introuvable"),
+        ("un dossier", "1.0.0", VERSION, "dossier", [], "illisible"),
         ("pas cet équipement", "1.0.0", VERSION, "autre_pompe", [], "P-101 : 0 relevé(s)"),
     ],
 )
