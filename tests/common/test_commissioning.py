@@ -174,3 +174,11 @@ def test_a_commissioned_version_cannot_be_commissioned_again(registry, first_rea
     assert commissioning.main([*argv, "--models-dir", str(registry)]) == 2
     assert "déjà mise en service pour P-101 : partez de la version d'origine, 1.0.0" in capsys.readouterr().err
     assert list_versions(registry) == [VERSION, "1.0.0"]
+
+
+def test_a_general_version_is_written_and_read_as_before(models_dir):
+    """Nothing of commissioning in a general version: registries written before it load unchanged."""
+    meta = read_metadata("1.0.0", models_dir)
+    assert "feature_offset" not in meta and "commissioning" not in meta
+    model = load("1.0.0", models_dir).model
+    assert "feature_offset_" not in vars(model) and model.feature_offset_ is None
