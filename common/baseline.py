@@ -29,6 +29,7 @@ readings as drift reference. Stage 3 serves it by ``MODEL_VERSION``, stage 4 dep
 as any version. Command line (French output)::
 
     python -m common.baseline --modele 1.0.0 --version 1.0.0-p101 --equipement P-101 premieres_lectures.csv
+        [--lectures 400] [--seuil-propre] [--models-dir DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import argparse
 import copy
 import sys
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +146,7 @@ def commission_version(
     parent: str,
     version: str,
     equipment: str,
-    source,
+    source: str | PathLike,
     readings: int = COMMISSIONING_READINGS,
     floor: bool = True,
     path=None,
@@ -251,12 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:  # a folder, no permission...
         print(f"Erreur : fichier {args.fichier} illisible", file=sys.stderr)
         return 2
-    meta = read_metadata(args.version, args.models_dir)
+    meta, parent = read_metadata(args.version, args.models_dir), read_metadata(args.modele, args.models_dir)
     print(
         f"Version {args.version} enregistrée dans {folder} : modèle {args.modele} mis en service pour "
         f"{args.equipement} sur {meta['commissioning']['readings']} relevés complets, "
-        f"seuil {meta['threshold']:.4f} (modèle {args.modele} : {read_metadata(args.modele, args.models_dir)['threshold']:.4f}).\n"
-        f"Étape 3 : MODEL_VERSION={args.version} ; étape 4 : POST /models/{args.version}/deploy."
+        f"seuil {meta['threshold']:.4f} (modèle {args.modele} : {parent['threshold']:.4f}).\n"
+        f"Étape 3 : MODEL_VERSION={args.version} ; étape 4 : POST /admin/models/{args.version}/deploy."
     )
     return 0
 

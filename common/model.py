@@ -150,7 +150,7 @@ class AnomalyModel:
         return params
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
-        """Feature matrix of a sensor frame, in the order the forest was fitted on."""
+        """Feature matrix of a sensor frame as the forest reads it (``_forest_inputs``)."""
         return self._forest_inputs(feature_matrix(frame, self.window))
 
     def _forest_inputs(self, x: np.ndarray) -> np.ndarray:

@@ -118,6 +118,7 @@ def test_the_command_registers_the_version_and_says_how_to_serve_it(registry, fi
     assert commissioning.main([*argv, "--models-dir", str(registry)]) == 0
     out = capsys.readouterr().out
     assert f"Version {VERSION} enregistrée" in out and f"MODEL_VERSION={VERSION}" in out
+    assert f"POST /admin/models/{VERSION}/deploy" in out
     assert load(VERSION, registry).metadata["commissioning"]["floor"] is True
     assert (
         commissioning.main([*argv[:3], "1.0.1-p101", *argv[4:], "--seuil-propre", "--models-dir", str(registry)]) == 0
