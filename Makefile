@@ -20,7 +20,7 @@ STAGE2_COMPOSE = APP_VERSION=$$(sed -n 's/^__version__ = "\(.*\)".*/\1/p' stage2
 	docker compose -f stage2_shared/docker-compose.yml \
 	$(shell docker network inspect bridge >/dev/null 2>&1 || echo -f stage2_shared/docker-compose.host.yml)
 
-.PHONY: help venv data train model evaluate evaluate-skab evaluate-skab-lofo demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible slides diff bench bench-peers clean
+.PHONY: help venv data train model evaluate evaluate-skab evaluate-skab-lofo commission demo test lint hadolint ci hardening container-test stage1-up stage2-up stage2-down stage2-run stage3-up stage3-down stage3-run stage3-logs stage4-run create-key audit-verify retrain stage4-up stage4-down deploy rollback stage4-key stage4-audit-verify stage4-logs images actionlint batch replay logs-summary report docs docs-if-possible slides diff bench bench-peers clean
 
 help: ## Affiche cette aide : chaque cible avec sa description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,10 @@ evaluate-skab: $(STAMP) ## Évalue sur des fichiers SKAB réels (protocole SKAB 
 evaluate-skab-lofo: $(STAMP) ## Choix du réglage SKAB par validation « un fichier laissé de côté » sur valve1 : make evaluate-skab-lofo DATA=chemin/vers/skab
 	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab-lofo DATA=chemin/vers/skab" >&2; exit 2; }
 	$(PY) -m common.skab_lofo $(DATA) --seeds 5
+
+commission: model ## Met en service un équipement : nouvelle version du modèle étalonnée sur ses 400 premiers relevés : make commission EQUIPMENT=P-101 VERSION=1.0.0-p101 INPUT=premieres_lectures.csv [FROM=1.0.0]
+	@test -n "$(EQUIPMENT)" -a -n "$(INPUT)" -a -n "$(filter-out 1.0.0,$(VERSION))" || { echo "Indiquez l'équipement, la version à créer et ses premiers relevés : make commission EQUIPMENT=P-101 VERSION=1.0.0-p101 INPUT=premieres_lectures.csv" >&2; exit 2; }
+	$(PY) -m common.baseline --modele $(or $(FROM),1.0.0) --version "$(VERSION)" --equipement "$(EQUIPMENT)" "$(INPUT)"
 
 demo: model ## Visite guidée : ce que fait chaque étape, sans Docker
 	$(PY) -m stage1_local.tour

@@ -73,13 +73,33 @@ def alarm_threshold(scores: np.ndarray, quantile: float = 0.995, tail_rate: floa
     return float(start + scale * np.log((1 - TAIL_START) / tail_rate))
 
 
+def reference_distribution(frame: pd.DataFrame, scores: np.ndarray, threshold: float) -> dict:
+    """Percentiles of a frame's sensor values and of its smoothed ``scores``, and its alarm rate.
+
+    What drift monitoring compares recent readings against: the training rows of a model, or
+    the commissioning readings of an equipment (``common.baseline``).
+    """
+    raw = frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")
+    return {
+        "rows": len(raw),
+        "percentiles": REFERENCE_PERCENTILES.tolist(),
+        "inputs": {
+            name: np.percentile(raw[:, i], REFERENCE_PERCENTILES).tolist() for i, name in enumerate(SENSOR_NAMES)
+        },
+        "scores": np.percentile(scores, REFERENCE_PERCENTILES).tolist(),
+        "alarm_rate": float(np.mean(scores > threshold)),
+    }
+
+
 class AnomalyModel:
     """IsolationForest pipeline: features of ``window`` readings, isolation scores, smoothing.
 
     Parameters are stored as given; ``fit`` learns ``forest_``, ``threshold_``,
     ``feature_names_``, ``training_rows_``, ``feature_medians_`` (the normal state that
     ``common.baseline`` aligns a new equipment to) and ``reference_`` (the distribution
-    of the training inputs and scores, for drift monitoring).
+    of the training inputs and scores, for drift monitoring). A model commissioned for
+    one equipment (``common.baseline.commissioned``) also holds ``feature_offset_``, added
+    to every feature before the forest reads it.
 
     Pickled (``registry.save``), a fitted model holds its forest twice: flattened into
     plain numpy arrays (``common.fast_forest.flatten``), and as the forest's own pickle,
@@ -90,6 +110,7 @@ class AnomalyModel:
 
     tail_rate: float | None = None  # what models saved before these parameters read
     flow_mean = False
+    feature_offset_: tuple[float, ...] | None = None  # set by commissioning only
 
     def __init__(
         self,
@@ -129,20 +150,23 @@ class AnomalyModel:
         return params
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
-        """Feature matrix of a sensor frame, in the order the forest was fitted on."""
-        return self._fitted_columns(feature_matrix(frame, self.window))
+        """Feature matrix of a sensor frame as the forest reads it (``_forest_inputs``)."""
+        return self._forest_inputs(feature_matrix(frame, self.window))
 
-    def _fitted_columns(self, x: np.ndarray) -> np.ndarray:
-        """The columns of ``x`` (every feature of ``feature_names``) that the forest was fitted on, by name.
+    def _forest_inputs(self, x: np.ndarray) -> np.ndarray:
+        """What the forest reads of ``x`` (every feature of ``feature_names``): the columns it was
+        fitted on, by name, moved by ``feature_offset_`` if the model was commissioned.
 
-        All of them with ``flow_mean``; without it, all but ``log_flow_mean``. A model saved
+        All columns with ``flow_mean``; without it, all but ``log_flow_mean``. A model saved
         before that feature existed has the same columns, so it keeps scoring the same.
         """
         fitted = self.__dict__.get("feature_names_")
         current = feature_names(self.window)
-        if fitted is None or fitted == current:
-            return x
-        return x[:, [current.index(name) for name in fitted]]
+        if fitted is not None and fitted != current:
+            x = x[:, [current.index(name) for name in fitted]]
+        if self.feature_offset_ is not None:  # an equipment's normal state moved onto the training one
+            x = x + np.asarray(self.feature_offset_)
+        return x
 
     def fit(self, frame: pd.DataFrame) -> AnomalyModel:
         """Learn the forest and the alarm threshold from a sensor frame of normal operation.
@@ -153,7 +177,7 @@ class AnomalyModel:
         """
         from sklearn.ensemble import IsolationForest  # only training needs it at import time
 
-        for derived in ("_fast", "_forest_arrays", "_forest_pickle"):  # of a previous fit
+        for derived in ("_fast", "_forest_arrays", "_forest_pickle", "feature_offset_"):  # of a previous fit
             self.__dict__.pop(derived, None)
         self.feature_names_ = [
             name for name in feature_names(self.window) if self.flow_mean or not name.startswith("log_flow_mean")
@@ -171,16 +195,7 @@ class AnomalyModel:
         self.threshold_ = alarm_threshold(scores, self.alarm_quantile, self.tail_rate)
         self.training_rows_ = int(complete.sum())
         self.feature_medians_ = np.median(x[complete], axis=0).tolist()  # the state commissioning aligns to
-        raw = frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")[complete]
-        self.reference_ = {
-            "rows": self.training_rows_,
-            "percentiles": REFERENCE_PERCENTILES.tolist(),
-            "inputs": {
-                name: np.percentile(raw[:, i], REFERENCE_PERCENTILES).tolist() for i, name in enumerate(SENSOR_NAMES)
-            },
-            "scores": np.percentile(scores, REFERENCE_PERCENTILES).tolist(),
-            "alarm_rate": float(np.mean(scores > self.threshold_)),
-        }
+        self.reference_ = reference_distribution(frame[complete], scores, self.threshold_)
         return self
 
     def score_features(self, x: np.ndarray) -> np.ndarray:
@@ -250,7 +265,7 @@ class AnomalyModel:
         they are one equipment's readings in time order. ``score`` calls it with a frame's
         values and layout: one computation for frames and arrays.
         """
-        x = self._fitted_columns(features_of_values(values, self.window, layout))
+        x = self._forest_inputs(features_of_values(values, self.window, layout))
         return trailing_mean_of_values(self.score_features(x), self.smoothing, layout)
 
     def score_reading(self, reading: Mapping[str, float]) -> float:

@@ -1,7 +1,9 @@
 """Model registry on disk: ``models/<version>/model.joblib`` + ``metadata.json``.
 
 A version is a semantic number typed by a person (``1.2.0``) and is never
-overwritten. Loading recomputes the artifact's sha256 and refuses a mismatch: a
+overwritten. A version commissioned for one equipment (``common.baseline``) adds a
+pre-release suffix to the version it comes from (``1.2.0-p101``): it sorts before
+``1.2.0``, so a service that serves the latest version keeps serving the general model. Loading recomputes the artifact's sha256 and refuses a mismatch: a
 joblib file is a pickle, and a pickle that nobody can vouch for must not be loaded.
 The artifact holds the model with its forest already flattened into numpy arrays (see
 ``common.model``): loading it builds no tree and imports no scikit-learn, a few ms.
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +43,7 @@ from common.schema import SENSOR_NAMES
 ARTIFACT = "model.joblib"
 METADATA = "metadata.json"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-VERSION_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+VERSION_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z]+(?:[.-][0-9A-Za-z]+)*))?$")
 
 
 class RegistryError(Exception):
@@ -63,11 +66,23 @@ def models_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    """``"1.10.0"`` -> ``(1, 10, 0)``; RegistryError if it is not ``MAJEUR.MINEUR.CORRECTIF``."""
+    """``"1.10.0"`` -> ``(1, 10, 0)`` (``"1.10.0-p101"`` too); RegistryError if it is not
+    ``MAJEUR.MINEUR.CORRECTIF``, optionally followed by ``-suffixe``."""
     match = VERSION_PATTERN.match(str(version))
     if not match:
-        raise RegistryError(f"version « {version} » invalide : attendu MAJEUR.MINEUR.CORRECTIF, par exemple 1.0.0")
-    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
+        raise RegistryError(
+            f"version « {version} » invalide : attendu MAJEUR.MINEUR.CORRECTIF, par exemple 1.0.0 "
+            "(ou 1.0.0-p101 pour une mise en service)"
+        )
+    return tuple(int(g) for g in match.groups()[:3])  # type: ignore[return-value]
+
+
+def version_order(version: str) -> tuple:
+    """Sort key of semantic versioning: ``1.0.0-p101`` < ``1.0.0`` < ``1.1.0``; suffixes compared
+    part by part (``-``-separated parts kept whole), numbers as numbers."""
+    suffix = VERSION_PATTERN.match(version).group(4)
+    parts = () if suffix is None else tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in suffix.split("."))
+    return (*parse_version(version), suffix is None, parts)
 
 
 def sha256_file(path: Path) -> str:
@@ -108,7 +123,7 @@ def list_versions(path: str | os.PathLike | None = None) -> list[str]:
     if not root.is_dir():
         return []
     found = [p.name for p in root.iterdir() if VERSION_PATTERN.match(p.name) and (p / METADATA).is_file()]
-    return sorted(found, key=parse_version)
+    return sorted(found, key=version_order)
 
 
 def latest_version(path: str | os.PathLike | None = None) -> str:
@@ -120,24 +135,32 @@ def latest_version(path: str | os.PathLike | None = None) -> str:
 
 def described(model: AnomalyModel) -> dict[str, Any]:
     """What the metadata repeats of a fitted model, and ``load`` checks against the artifact."""
-    return {
+    held = {
         "features": model.feature_names_,
         "window": model.window,
         "params": model.get_params(),
         "threshold": model.threshold_,
         "reference": model.reference_,
     }
+    if model.feature_offset_ is not None:  # a commissioned model only: older metadata has no such field
+        held["feature_offset"] = list(model.feature_offset_)
+    return held
 
 
 def save(
     model: AnomalyModel,
     version: str,
-    training_data: pd.DataFrame,
+    training_data: pd.DataFrame | Mapping[str, Any],
     metrics: dict[str, Any] | None = None,
     path: str | os.PathLike | None = None,
+    commissioning: Mapping[str, Any] | None = None,
 ) -> Path:
     """Store a fitted model as a new version and return its folder.
 
+    ``training_data`` is the frame the model learnt from (fingerprinted), or the
+    ``training_data`` of a registered version's metadata (a commissioned version keeps the
+    one of the version it comes from). ``commissioning`` (``common.baseline``): from which
+    version, for which equipment, on which readings; stored as given.
     The version folder appears whole or not at all (written aside, then renamed).
     Raises RegistryError if the version is malformed or already exists.
     """
@@ -159,7 +182,10 @@ def save(
             "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
-            "training_data": {"fingerprint": fingerprint(training_data), "rows": int(len(training_data))},
+            "training_data": dict(training_data)
+            if isinstance(training_data, Mapping)
+            else {"fingerprint": fingerprint(training_data), "rows": int(len(training_data))},
+            **({"commissioning": dict(commissioning)} if commissioning else {}),
             **described(model),
             "sha256": sha256_file(staging / ARTIFACT),
             "libraries": {
@@ -243,12 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     if not versions:
         print(f"Aucun modèle dans {models_dir(args.models_dir)}.")
         return 0
-    print(f"{'version':<10} {'créée le':<26} {'commit':<10} {'lignes':>8} {'seuil':>8}")
+    print(f"{'version':<14} {'créée le':<26} {'commit':<10} {'lignes':>8} {'seuil':>8}  mise en service")
     for v in versions:
         m = read_metadata(v, args.models_dir)
+        commissioned = m.get("commissioning")
         print(
-            f"{v:<10} {m['created_at']:<26} {m['git_commit'][:8]:<10} "
-            f"{m['training_data']['rows']:>8} {m['threshold']:>8.4f}"
+            f"{v:<14} {m['created_at']:<26} {m['git_commit'][:8]:<10} "
+            f"{m['training_data']['rows']:>8} {m['threshold']:>8.4f}  "
+            + (f"{commissioned['equipment']} (depuis {commissioned['from_version']})" if commissioned else "-")
         )
     return 0
 
