@@ -10,7 +10,7 @@ import time
 import pytest
 
 from common.model import AnomalyModel
-from common.registry import load, save
+from common.registry import save
 from stage4_prod import audit, deployment, state
 
 
@@ -80,21 +80,16 @@ def test_bad_candidates_are_refused_and_change_nothing(db, registry, version, st
 
 
 def test_cache_follows_the_pointer_and_keeps_versions(db, registry):
-    loads = []
-
-    def loader(version, path):
-        loads.append(version)
-        return load(version, path)
-
-    cache = deployment.ModelCache(db, registry, check_interval_s=0, loader=loader)
-    assert cache.get().version == "1.0.0"
+    cache = deployment.ModelCache(db, registry, check_interval_s=0)
+    first = cache.get()
+    assert first.version == "1.0.0"
     deployment.deploy(db, "1.1.0", "admin", registry, check=lambda loaded: {})
-    assert cache.get().version == "1.1.0"
+    second = cache.get()
+    assert second.version == "1.1.0"
     deployment.rollback(db, "admin")
-    assert cache.get().version == "1.0.0"
+    assert cache.get() is first  # each version loaded once; switches back and forth from memory
     deployment.deploy(db, "1.1.0", "admin", registry, check=lambda loaded: {})
-    assert cache.get().version == "1.1.0"
-    assert loads == ["1.0.0", "1.1.0"]  # each version loaded once; switches back and forth from memory
+    assert cache.get() is second
 
 
 def test_cache_checks_the_pointer_at_most_every_interval(db, registry):
