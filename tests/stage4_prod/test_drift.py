@@ -17,6 +17,7 @@ from common.model import AnomalyModel
 from common.schema import SENSOR_NAMES
 from common.simulator import simulate
 from stage4_prod import drift
+from tests.common.test_drift_stats import listcomp_cdf, scipy_ks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,22 +34,6 @@ def model() -> AnomalyModel:
 @pytest.fixture(scope="module")
 def reference(model) -> dict:
     return model.reference_
-
-
-def listcomp_cdf(percentiles):
-    """The reference CDF as first written (one mask per distinct value): what ``reference_cdf`` must equal."""
-    q = np.asarray(percentiles, dtype="float64")
-    p = np.linspace(0.0, 1.0, len(q))
-    values = np.unique(q)
-    cum = np.array([p[q == v].max() for v in values])
-    return lambda x: np.interp(x, values, cum, left=0.0, right=1.0)
-
-
-def scipy_ks(observed, percentiles) -> tuple[float, float]:
-    from scipy import stats
-
-    result = stats.kstest(observed, listcomp_cdf(percentiles))
-    return float(result.statistic), float(result.pvalue)
 
 
 def test_report_gives_the_numbers_of_scipy_and_of_the_psi_formula(model, reference):
