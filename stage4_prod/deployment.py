@@ -63,12 +63,6 @@ def current(db_path=None) -> Pointer | None:
     return _current(state.reader(db_path))
 
 
-def history(db_path=None) -> list[Pointer]:
-    """Every change, oldest first."""
-    with closing(state.connect(db_path)) as conn:
-        return [Pointer(*row) for row in conn.execute(f"SELECT {COLUMNS} FROM deployment ORDER BY id").fetchall()]
-
-
 def load_served(db_path=None, models_dir=None, default_version: str | None = None) -> LoadedModel:
     """The pointer's version, else ``default_version``, else the latest, sha256 checked: what a command that
     runs once scores with. A state database that does not exist yet is not created."""

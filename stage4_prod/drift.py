@@ -50,7 +50,6 @@ class DriftMonitor:
         window: int = WINDOW,
         psi_warn: float = PSI_WARN,
         psi_alert: float = PSI_ALERT,
-        min_readings: int = MIN_READINGS,
         check_every: int = CHECK_EVERY,
         model_version: str | None = None,
     ):
@@ -60,7 +59,7 @@ class DriftMonitor:
             check_every,
             model_version,
         )
-        self.psi_warn, self.psi_alert, self.min_readings = psi_warn, psi_alert, min(min_readings, window)
+        self.psi_warn, self.psi_alert, self.min_readings = psi_warn, psi_alert, min(MIN_READINGS, window)
         inputs = reference["inputs"]
         self._knots = [cdf_knots(inputs[name]) for name in SENSOR_NAMES]
         self._bins = [psi_bins(inputs[name]) for name in SENSOR_NAMES]

@@ -6,6 +6,7 @@ import multiprocessing
 import shutil
 import threading
 import time
+from contextlib import closing
 
 import pytest
 
@@ -37,9 +38,15 @@ def db(tmp_path, registry):
     return path
 
 
+def actions(db) -> list[str]:
+    """Every change of the pointer, oldest first."""
+    with closing(state.connect(db)) as conn:
+        return [row[0] for row in conn.execute("SELECT action FROM deployment ORDER BY id")]
+
+
 def test_initialize_writes_once(db):
     assert deployment.initialize(db, "1.1.0").version == "1.0.0"  # a second worker starting reads, does not write
-    assert [p.action for p in deployment.history(db)] == ["initial"]
+    assert actions(db) == ["initial"]
 
 
 def test_deploy_then_rollbacks_undo_in_order(db, registry):
@@ -190,4 +197,4 @@ def test_the_served_model_is_the_pointers_else_the_configured_version_else_the_l
     assert deployment.current(fresh).version == "1.1.0"
     assert deployment.load_served(fresh, registry, "1.0.0").version == "1.1.0"  # ...which wins from then on
     assert deployment.ModelCache(fresh, registry, check_interval_s=0).start("1.0.0").version == "1.1.0"
-    assert [p.action for p in deployment.history(fresh)] == ["initial"]
+    assert actions(fresh) == ["initial"]

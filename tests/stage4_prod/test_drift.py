@@ -103,7 +103,7 @@ def test_too_few_readings_say_so(reference):
 
 
 def test_window_slides(reference):
-    monitor = drift.DriftMonitor(reference, window=100, min_readings=10)
+    monitor = drift.DriftMonitor(reference, window=100)
     values = np.arange(250 * 8, dtype=float).reshape(250, 8)
     frame = pd.DataFrame(values, columns=list(SENSOR_NAMES))
     monitor.observe(frame.iloc[:150], [False] * 150)
