@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = Path(__file__).resolve().parent
 DEFAULT_TAG = "4.0.0"
 DRAIN_S = 2.0  # after the reload, requests already sent to the old colour finish before it stops
-CHECKS = 5  # consecutive healthy answers through the proxy before a switch counts as done
+CHECKS, CHECK_TIMEOUT_S = 5, 20.0  # consecutive healthy answers through the proxy for a switch to count
 WAIT = ["--wait", "--wait-timeout", "180"]  # `up` returns when Docker reports the services healthy
 PROXY_URL = f"http://127.0.0.1:{os.environ.get('PORT', '8004')}"
 
@@ -111,11 +111,11 @@ def served_colour() -> str:
         raise DeployError("l'étape 4 ne tourne pas : lancez d'abord make stage4-up") from None
 
 
-def switch_to(target: str, previous: str | None = None, timeout_s: float = 20.0) -> float:
+def switch_to(target: str, previous: str | None = None) -> float:
     """Point the proxy at ``target`` and check it; on failure, back to ``previous`` and raise. Returns seconds."""
     began = time.monotonic()
     compose("exec", "-T", "proxy", "switch", target)
-    seconds, deadline, streak, last = time.monotonic() - began, time.monotonic() + timeout_s, 0, ""
+    seconds, deadline, streak, last = time.monotonic() - began, time.monotonic() + CHECK_TIMEOUT_S, 0, ""
     try:
         if served_colour() != target:
             raise DeployError(f"le proxy ne désigne pas {target} après la bascule")

@@ -53,13 +53,9 @@ class DriftMonitor:
         check_every: int = CHECK_EVERY,
         model_version: str | None = None,
     ):
-        self.reference, self.window, self.check_every, self.model_version = (
-            reference,
-            window,
-            check_every,
-            model_version,
-        )
-        self.psi_warn, self.psi_alert, self.min_readings = psi_warn, psi_alert, min(MIN_READINGS, window)
+        self.reference, self.window, self.check_every = reference, window, check_every
+        self.model_version, self.psi_warn, self.psi_alert = model_version, psi_warn, psi_alert
+        self.min_readings = min(MIN_READINGS, window)
         inputs = reference["inputs"]
         self._knots = [cdf_knots(inputs[name]) for name in SENSOR_NAMES]
         self._bins = [psi_bins(inputs[name]) for name in SENSOR_NAMES]
