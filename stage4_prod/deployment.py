@@ -70,12 +70,12 @@ def load_served(db_path=None, models_dir=None, default_version: str | None = Non
     return load(pointer.version if pointer else default_version, models_dir)
 
 
-def _move(conn, version: str, previous: str | None, action: str, by: str, details: dict, **where) -> Pointer:
+def _move(conn, version: str, previous: str | None, action: str, by: str, details: dict, **origin) -> Pointer:
     """Write the new pointer and its audit row, inside the caller's transaction."""
     row = (version, previous, action, state.now_iso(), by)
     conn.execute(f"INSERT INTO deployment ({COLUMNS}) VALUES (?, ?, ?, ?, ?)", row)
     kind = "rollback" if action == "rollback" else "deploy"
-    audit.append(conn, [{"kind": kind, "actor": by, "model_version": version, "details": details, **where}])
+    audit.append(conn, [{"kind": kind, "actor": by, "model_version": version, "details": details, **origin}])
     return _current(conn)
 
 

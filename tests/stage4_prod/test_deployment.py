@@ -99,6 +99,16 @@ def test_cache_follows_the_pointer_and_keeps_versions(db, registry):
     assert cache.get() is second
 
 
+def test_cache_keeps_at_most_keep_loaded_versions_dropping_the_oldest(db, registry, monkeypatch):
+    monkeypatch.setattr(deployment, "KEEP_LOADED", 2)
+    cache = deployment.ModelCache(db, registry, check_interval_s=0)
+    for version in ("1.0.0", "1.1.0", "1.3.0"):
+        if version != "1.0.0":
+            deployment.deploy(db, version, "admin", registry, check=lambda loaded: {})
+        assert cache.get().version == version
+    assert list(cache._loaded) == ["1.1.0", "1.3.0"]  # 1.0.0, the oldest and no longer served, went
+
+
 def test_cache_checks_the_pointer_at_most_every_interval(db, registry):
     cache = deployment.ModelCache(db, registry, check_interval_s=30)
     assert cache.get().version == "1.0.0"
