@@ -1,15 +1,10 @@
-"""Reaction to drift: build a candidate version from recent readings judged normal, compare it, never promote it.
+"""Reaction to drift: a candidate version fitted on recent readings judged normal, compared, never deployed.
 
     python -m stage4_prod.retrain --version 1.1.0 [--db state/stage4.sqlite] [--rows 20000]
 
-The training rows are the last ``--rows`` readings of the audit trail (every worker's,
-every source) that the served model judged ``Normal``, minus what maintenance says was
-not normal: the readings of a request whose alarm was confirmed, and the readings of an
-equipment in the ``MISSED_MARGIN`` before a fault it reported as missed. The candidate
-is evaluated with the current version on the same held-out simulated data
-(``common.evaluation``), the comparison printed in French, and the candidate registered
-(a version is never overwritten). Promotion is a person's decision:
-``POST /admin/models/<version>/deploy`` with an admin key, ``POST /admin/rollback`` to undo.
+The rows: the last audited readings the served model judged ``Normal``, minus what maintenance
+contradicted (a confirmed alarm; an equipment's day before a missed fault). Promotion stays a
+person's decision: ``POST /admin/models/<version>/deploy``, undone by ``POST /admin/rollback``.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from datetime import timedelta
 
 import pandas as pd
@@ -39,8 +35,7 @@ MISSED_MARGIN = timedelta(hours=24)  # a fault found late was probably brewing f
 
 def normal_readings(db_path, rows: int = DEFAULT_ROWS) -> pd.DataFrame:
     """The last ``rows`` audited readings judged normal and not contradicted by feedback, as a sensor frame."""
-    conn = state.connect(db_path)
-    try:
+    with closing(state.connect(db_path)) as conn:
         found = conn.execute(
             "SELECT request_id, equipment_id, inputs, at FROM audit WHERE kind = 'prediction' AND decision = ? "
             "AND request_id NOT IN (SELECT request_id FROM feedback WHERE verdict = 'confirmed' "
@@ -48,18 +43,10 @@ def normal_readings(db_path, rows: int = DEFAULT_ROWS) -> pd.DataFrame:
             (NORMAL, rows),
         ).fetchall()
         missed = conn.execute("SELECT equipment_id, fault_at FROM feedback WHERE verdict = 'missed'").fetchall()
-    finally:
-        conn.close()
     records = []
     for row in reversed(found):
         inputs = json.loads(row["inputs"])
-        records.append(
-            {
-                TIMESTAMP: inputs.get(TIMESTAMP) or row["at"],
-                EQUIPMENT_ID: row["equipment_id"],
-                **{name: inputs[name] for name in SENSOR_NAMES},
-            }
-        )
+        records.append({**inputs, TIMESTAMP: inputs.get(TIMESTAMP) or row["at"], EQUIPMENT_ID: row["equipment_id"]})
     frame = pd.DataFrame(records, columns=[TIMESTAMP, EQUIPMENT_ID, *SENSOR_NAMES])
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], format="ISO8601", utc=True).dt.tz_localize(None)
     for equipment, fault_at in missed:

@@ -53,7 +53,7 @@ def test_stage4_trusts_forwarded_headers_from_its_proxy_only():
     host_text = (ROOT / "stage4_prod" / "docker-compose.host.yml").read_text(encoding="utf-8")
     host = yaml.safe_load(host_text.replace("!reset", ""))  # Compose's own tag, unknown to PyYAML
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
-    assert compose["x-api"]["environment"]["FORWARDED_ALLOW_IPS"] == subnet  # the proxy's network, never "*"
+    assert compose["services"]["blue"]["environment"]["FORWARDED_ALLOW_IPS"] == subnet  # the proxy's network, never "*"
     for colour in ("blue", "green"):
         assert host["services"][colour]["environment"]["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
     dockerfile = (ROOT / "stage4_prod" / "Dockerfile").read_text(encoding="utf-8")

@@ -6,11 +6,12 @@ import multiprocessing
 import shutil
 import threading
 import time
+from contextlib import closing
 
 import pytest
 
 from common.model import AnomalyModel
-from common.registry import load, save
+from common.registry import save
 from stage4_prod import audit, deployment, state
 
 
@@ -37,9 +38,15 @@ def db(tmp_path, registry):
     return path
 
 
+def actions(db) -> list[str]:
+    """Every change of the pointer, oldest first."""
+    with closing(state.connect(db)) as conn:
+        return [row[0] for row in conn.execute("SELECT action FROM deployment ORDER BY id")]
+
+
 def test_initialize_writes_once(db):
     assert deployment.initialize(db, "1.1.0").version == "1.0.0"  # a second worker starting reads, does not write
-    assert [p.action for p in deployment.history(db)] == ["initial"]
+    assert actions(db) == ["initial"]
 
 
 def test_deploy_then_rollbacks_undo_in_order(db, registry):
@@ -80,21 +87,26 @@ def test_bad_candidates_are_refused_and_change_nothing(db, registry, version, st
 
 
 def test_cache_follows_the_pointer_and_keeps_versions(db, registry):
-    loads = []
-
-    def loader(version, path):
-        loads.append(version)
-        return load(version, path)
-
-    cache = deployment.ModelCache(db, registry, check_interval_s=0, loader=loader)
-    assert cache.get().version == "1.0.0"
+    cache = deployment.ModelCache(db, registry, check_interval_s=0)
+    first = cache.get()
+    assert first.version == "1.0.0"
     deployment.deploy(db, "1.1.0", "admin", registry, check=lambda loaded: {})
-    assert cache.get().version == "1.1.0"
+    second = cache.get()
+    assert second.version == "1.1.0"
     deployment.rollback(db, "admin")
-    assert cache.get().version == "1.0.0"
+    assert cache.get() is first  # each version loaded once; switches back and forth from memory
     deployment.deploy(db, "1.1.0", "admin", registry, check=lambda loaded: {})
-    assert cache.get().version == "1.1.0"
-    assert loads == ["1.0.0", "1.1.0"]  # each version loaded once; switches back and forth from memory
+    assert cache.get() is second
+
+
+def test_cache_keeps_at_most_keep_loaded_versions_dropping_the_oldest(db, registry, monkeypatch):
+    monkeypatch.setattr(deployment, "KEEP_LOADED", 2)
+    cache = deployment.ModelCache(db, registry, check_interval_s=0)
+    for version in ("1.0.0", "1.1.0", "1.3.0"):
+        if version != "1.0.0":
+            deployment.deploy(db, version, "admin", registry, check=lambda loaded: {})
+        assert cache.get().version == version
+    assert list(cache._loaded) == ["1.1.0", "1.3.0"]  # 1.0.0, the oldest and no longer served, went
 
 
 def test_cache_checks_the_pointer_at_most_every_interval(db, registry):
@@ -195,4 +207,4 @@ def test_the_served_model_is_the_pointers_else_the_configured_version_else_the_l
     assert deployment.current(fresh).version == "1.1.0"
     assert deployment.load_served(fresh, registry, "1.0.0").version == "1.1.0"  # ...which wins from then on
     assert deployment.ModelCache(fresh, registry, check_interval_s=0).start("1.0.0").version == "1.1.0"
-    assert [p.action for p in deployment.history(fresh)] == ["initial"]
+    assert actions(fresh) == ["initial"]

@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.drift_stats import EPSILON
 from common.model import AnomalyModel
 from common.schema import SENSOR_NAMES
 from common.simulator import simulate
 from stage4_prod import drift
+from tests.common.test_drift_stats import listcomp_cdf, scipy_ks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,87 +36,6 @@ def reference(model) -> dict:
     return model.reference_
 
 
-def test_reference_cdf_is_a_cdf_even_with_ties():
-    q = [0.0] * 30 + list(np.linspace(0, 1, 71))
-    cdf = drift.reference_cdf(q)
-    x = np.linspace(-1, 2, 301)
-    y = cdf(x)
-    assert y[0] == 0 and y[-1] == 1 and np.all(np.diff(y) >= 0)
-    assert cdf(0.0) == pytest.approx(0.30)  # the tie is a jump
-
-
-def test_psi_is_small_on_the_reference_itself_and_large_on_a_shift(reference):
-    q = np.asarray(reference["inputs"]["pressure"])
-    sample = np.interp(np.random.default_rng(0).random(5000), np.linspace(0, 1, 101), q)
-    assert drift.psi(sample, q) < 0.02
-    assert drift.psi(sample + 0.08, q) > drift.PSI_ALERT
-    assert np.isfinite(drift.psi(np.full(100, 1e6), q))  # every reading in one outer bin: epsilon keeps it finite
-    statistic, p_value = drift.ks(sample, q)
-    assert statistic < 0.03 and p_value > 0.01
-
-
-def listcomp_cdf(percentiles):
-    """The reference CDF as first written (one mask per distinct value): what ``reference_cdf`` must equal."""
-    q = np.asarray(percentiles, dtype="float64")
-    p = np.linspace(0.0, 1.0, len(q))
-    values = np.unique(q)
-    cum = np.array([p[q == v].max() for v in values])
-    return lambda x: np.interp(x, values, cum, left=0.0, right=1.0)
-
-
-def scipy_ks(observed, percentiles) -> tuple[float, float]:
-    from scipy import stats
-
-    result = stats.kstest(observed, listcomp_cdf(percentiles))
-    return float(result.statistic), float(result.pvalue)
-
-
-def windows_for_ks() -> dict[str, np.ndarray]:
-    """Samples that take every branch of scipy's exact KS distribution: sizes 1 to 1,440, small and large gaps."""
-    rng = np.random.default_rng(7)
-    uniform = lambda n: rng.random(n)  # noqa: E731  (on the reference's scale: percentiles 0..1 below)
-    return {
-        "n=1": np.array([0.3]),
-        "n=2": np.array([0.9, 0.1]),
-        "n=5": uniform(5),
-        "n=30": uniform(30),
-        "n=100 shifted": uniform(100) * 0.9 + 0.1,
-        "n=140": uniform(140),
-        "n=500": uniform(500),
-        "n=1440": uniform(1440),
-        "n=1440 slightly shifted": uniform(1440) + 0.04,
-        "n=1440 shifted": uniform(1440) + 0.3,
-        "n=1440 normal": rng.normal(0.5, 0.15, 1440),
-        "ties": np.round(uniform(1440), 1),
-        "constant": np.full(1440, 0.5),
-        "all above": np.full(700, 7.0),
-        "all below": np.full(700, -7.0),
-        "nan": np.array([0.2, np.nan, 0.5]),
-        "empty": np.array([]),
-    }
-
-
-@pytest.mark.filterwarnings("ignore:One or more sample arguments is too small")  # scipy, on the empty sample
-@pytest.mark.parametrize("percentiles", ["linear", "ties"])
-def test_ks_gives_scipy_kstest_numbers(percentiles):
-    """The numpy KS test against scipy's kstest (method auto) with the CDF as first written: same to 1e-12."""
-    q = np.linspace(0, 1, 101) if percentiles == "linear" else np.concatenate([np.zeros(30), np.linspace(0, 1, 71)])
-    for name, sample in windows_for_ks().items():
-        expected = scipy_ks(sample, q)
-        assert drift.ks(sample, q) == pytest.approx(expected, rel=1e-12, abs=0, nan_ok=True), name
-
-
-def test_reference_cdf_and_psi_bins_are_those_first_written(reference):
-    q = [0.0] * 30 + list(np.linspace(0, 1, 71)) + [1.0] * 5 + [2.0] * 3  # ties at both ends, 109 points
-    x = np.linspace(-1, 3, 4001)
-    assert np.array_equal(drift.reference_cdf(q)(x), listcomp_cdf(q)(x))
-    for name in SENSOR_NAMES:
-        q = np.asarray(reference["inputs"][name])
-        inner, expected = drift.psi_bins(q)
-        first = np.diff(np.concatenate([[0.0], listcomp_cdf(q)(np.unique(q[10:100:10])), [1.0]]))
-        assert np.array_equal(inner, np.unique(q[10:100:10])) and np.array_equal(expected, np.clip(first, 1e-4, None))
-
-
 def test_report_gives_the_numbers_of_scipy_and_of_the_psi_formula(model, reference):
     """Each sensor's KS and p-value are scipy's kstest ones, its PSI the formula of the module doc."""
     frame = simulate("drift", seed=0, hours=48).iloc[-1440:]
@@ -127,7 +48,7 @@ def test_report_gives_the_numbers_of_scipy_and_of_the_psi_formula(model, referen
         inner = np.unique(q[10:100:10])
         expected = np.diff(np.concatenate([[0.0], listcomp_cdf(q)(inner), [1.0]]))
         actual = np.bincount(np.searchsorted(inner, values), minlength=len(inner) + 1) / len(values)
-        expected, actual = np.clip(expected, drift.EPSILON, None), np.clip(actual, drift.EPSILON, None)
+        expected, actual = np.clip(expected, EPSILON, None), np.clip(actual, EPSILON, None)
         psi = float(np.sum((actual - expected) * np.log(actual / expected)))
         assert report["sensors"][name] == {
             "psi": round(psi, 4),
@@ -182,10 +103,11 @@ def test_too_few_readings_say_so(reference):
 
 
 def test_window_slides(reference):
-    monitor = drift.DriftMonitor(reference, window=100, min_readings=10)
+    monitor = drift.DriftMonitor(reference, window=100)
     values = np.arange(250 * 8, dtype=float).reshape(250, 8)
-    monitor.observe(values[:150], [False] * 150)
-    monitor.observe(values[150:], [True] * 100)
+    frame = pd.DataFrame(values, columns=list(SENSOR_NAMES))
+    monitor.observe(frame.iloc[:150], [False] * 150)
+    monitor.observe(frame.iloc[150:], [True] * 100)
     kept, alarms, seen = monitor._snapshot()
     assert seen == 250 and len(kept) == 100 and alarms.all()
     assert sorted(kept[:, 0]) == list(values[150:, 0])
@@ -282,7 +204,7 @@ def test_report_is_json(reference):
 def test_the_service_imports_scipy_only_in_the_background_after_startup():
     """Importing scipy's statistics takes over a second: not on the way to the first /health."""
     code = (
-        "import sys, stage4_prod.app, stage4_prod.drift as d; "
+        "import sys, stage4_prod.app, common.drift_stats as d; "
         "assert 'scipy.stats' not in sys.modules, 'imported at startup'; "
         "d.warm_up().join(60); assert 'scipy.stats' in sys.modules; "
         "import numpy as np; print(d.ks(np.linspace(0, 1, 50), np.linspace(0, 1, 101))[0])"
