@@ -97,10 +97,13 @@ def check_candidate(loaded: LoadedModel, max_alarm_rate: float = MAX_ALARM_RATE)
         raise DeploymentError(f"le modèle {loaded.version} ne sait pas noter un échantillon : {exc}", 422) from None
     if len(scores) != len(sample) or not np.isfinite(scores).all() or not math.isfinite(loaded.model.threshold_):
         raise DeploymentError(f"le modèle {loaded.version} donne des scores non finis ou incomplets : refusé", 422)
-    rate = float(np.mean(scores > loaded.model.threshold_))
+    # A version commissioned for one pump (common.baseline) is judged on that pump's first readings, not the bench's.
+    commissioned = "commissioning" in loaded.metadata
+    rate = loaded.model.reference_["alarm_rate"] if commissioned else float(np.mean(scores > loaded.model.threshold_))
     if rate > max_alarm_rate:
+        judged_on = "ses lectures de mise en service" if commissioned else "mesures normales simulées"
         raise DeploymentError(
-            f"le modèle {loaded.version} lève des alarmes sur {100 * rate:.1f} % de mesures normales simulées "
+            f"le modèle {loaded.version} lève des alarmes sur {100 * rate:.1f} % de {judged_on} "
             f"(au plus {100 * max_alarm_rate:.0f} % admis) : refusé",
             422,
         )
