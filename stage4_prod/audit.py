@@ -217,7 +217,7 @@ def verify(path: str | os.PathLike | None = None, anchor: str | None = None) -> 
     return report
 
 
-def _utc(value: str | datetime | None) -> str | None:
+def utc_iso(value: str | datetime | None) -> str | None:
     """An ISO time as stored in ``at`` (UTC, milliseconds); a naive time is UTC."""
     if value is None:
         return None
@@ -240,7 +240,7 @@ def query(
     Raises ValueError (French) on a time that is not ISO 8601.
     """
     try:
-        since, until = _utc(since), _utc(until)
+        since, until = utc_iso(since), utc_iso(until)
     except ValueError:
         raise ValueError("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
     filters = {
