@@ -9,17 +9,14 @@ WAL mode, so that the reads of every request never wait for a writer.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.group_commit import GroupCommit
+from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
 
 from .settings import get_settings
 
@@ -29,61 +26,29 @@ GENESIS = "0" * 64  # the audit chain's head before its first row
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    key_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_at TEXT,
-    revoked_by TEXT
+    key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, key_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT, revoked_by TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    request_id TEXT,
-    source TEXT,
-    equipment_id TEXT,
-    inputs TEXT,
-    score REAL,
-    decision TEXT,
-    model_version TEXT,
-    app_version TEXT NOT NULL,
-    client TEXT,
-    details TEXT,
-    prev_hash TEXT NOT NULL,
-    row_hash TEXT NOT NULL
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL,
+    request_id TEXT, source TEXT, equipment_id TEXT, inputs TEXT, score REAL, decision TEXT,
+    model_version TEXT, app_version TEXT NOT NULL, client TEXT, details TEXT,
+    prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
 CREATE INDEX IF NOT EXISTS audit_actor_at ON audit (actor, at);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TABLE IF NOT EXISTS chain_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    count INTEGER NOT NULL,
-    head_hash TEXT NOT NULL
+    id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL, head_hash TEXT NOT NULL
 );
 INSERT OR IGNORE INTO chain_head (id, count, head_hash) VALUES (1, 0, '{GENESIS}');
 CREATE TABLE IF NOT EXISTS deployment (
-    id INTEGER PRIMARY KEY,
-    version TEXT NOT NULL,
-    previous_version TEXT,
-    action TEXT NOT NULL,
-    deployed_at TEXT NOT NULL,
-    by TEXT NOT NULL
+    id INTEGER PRIMARY KEY, version TEXT NOT NULL, previous_version TEXT,
+    action TEXT NOT NULL, deployed_at TEXT NOT NULL, by TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
-    audit_seq INTEGER UNIQUE,
-    verdict TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    request_id TEXT,
-    equipment_id TEXT,
-    fault_at TEXT,
-    comment TEXT,
-    at TEXT NOT NULL,
-    by TEXT NOT NULL
+    id INTEGER PRIMARY KEY, audit_seq INTEGER UNIQUE, verdict TEXT NOT NULL, model_version TEXT NOT NULL,
+    request_id TEXT, equipment_id TEXT, fault_at TEXT, comment TEXT, at TEXT NOT NULL, by TEXT NOT NULL
 );
 """
 
@@ -130,65 +95,20 @@ def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
     return conn
 
 
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-_readers = threading.local()
-
-
 def reader(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    """This thread's open connection to the state database: opening the file costs more than a key look-up.
-
-    Reopened if the file was replaced. Autocommit: each statement sees the last commit of
-    any process, so a revoked key is refused on the next request. Do not close it.
-    """
-    target = db_path(path)
-    cache = _readers.__dict__.setdefault("connections", {})  # file -> (connection, inode), least recent first
-    conn, inode = cache.pop(target, (None, None))
-    if conn is not None and (inode is None or inode != _inode(target)):
-        conn.close()
-        conn = None
-    if conn is None:
-        conn = connect(target)
-    cache[target] = (conn, _inode(target))
-    while len(cache) > READERS_PER_THREAD:
-        cache.pop(next(iter(cache)))[0].close()
-    return conn
-
-
-def _begin(conn: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, retried every fraction of a millisecond: SQLite's busy handler sleeps up to 100 ms
-    between tries, long enough for a process that commits back to back to keep the lock for seconds."""
-    deadline, delay = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.0001
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(2 * delay, 0.002)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the statements inside wait as usual
+    """This thread's open connection (``common.shared_sqlite``): autocommit, so each statement sees the last
+    commit of any process, and a revoked key is refused on the next request. Do not close it."""
+    return thread_connection(db_path(path), connect, keep=READERS_PER_THREAD)
 
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): one writer at a time across processes, so what
     it read (the chain's head, the pointer) is still true when it commits. A change and its audit row share one.
-
-    Raises AuditUnavailable (French) if SQLite refuses: read-only, disk full, locked too long.
+    Raises AuditUnavailable (French) if SQLite refuses: read-only, disk full, locked beyond BUSY_TIMEOUT_MS.
     """
     try:
-        _begin(conn)
+        begin_immediate(conn, BUSY_TIMEOUT_MS / 1000)
         yield conn
         conn.execute("COMMIT")
     except BaseException as exc:
@@ -201,7 +121,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def group_commit(write: Callable[[sqlite3.Connection, list[Any]], list[Any]], path=None) -> GroupCommit:
     """This process's writes committed together: ``write(conn, works)`` of the callers waiting at the same moment
-    runs in ONE ``transaction`` (see ``common.group_commit``); each caller gets AuditUnavailable if it failed."""
+    runs in ONE ``transaction`` (``common.shared_sqlite``); each caller gets AuditUnavailable if it failed."""
     target = db_path(path)
 
     def commit(works: list[Any]) -> list[Any]:

@@ -1,14 +1,17 @@
-"""common/group_commit.py gives each caller what one commit per caller gives it, in fewer commits."""
+"""common/shared_sqlite.py: each fast path gives what the plain way gives (a connection per call, BEGIN IMMEDIATE
+under a busy timeout, one commit per caller)."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from common.group_commit import GroupCommit
+from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
 
 
 class Ledger:
@@ -82,3 +85,47 @@ def test_run_async_commits_in_the_writer_thread():
     assert sorted(asyncio.run(calls())) == [1, 2, 3] and sorted(ledger.rows) == ["x", "y", "z"]
     assert all(name.startswith("ecrivain") for name in ledger.threads)
     commits.close()
+
+
+def plain(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, timeout=0.3)
+
+
+def test_a_threads_connection_reads_what_a_new_one_reads_and_follows_a_replaced_file(tmp_path):
+    path = tmp_path / "s.sqlite"
+    plain(path).execute("CREATE TABLE t (x)")
+    kept = thread_connection(path, plain)
+    count = "SELECT count(*) FROM t"
+    for x in range(3):
+        plain(path).execute("INSERT INTO t VALUES (?)", (x,))  # another process writes
+        assert thread_connection(path, plain) is kept
+        assert kept.execute(count).fetchall() == plain(path).execute(count).fetchall() == [(x + 1,)]
+    others = []
+    thread = threading.Thread(target=lambda: others.append(thread_connection(path, plain)))
+    thread.start()
+    thread.join()
+    assert others[0] is not kept
+    path.unlink()
+    plain(path).execute("CREATE TABLE t (x)")  # a new file at the same place
+    assert thread_connection(path, plain).execute(count).fetchall() == [(0,)]
+    for i in range(5):
+        thread_connection(tmp_path / f"{i}.sqlite", plain, keep=4)
+    assert thread_connection(path, plain, keep=4) is not kept  # the least recent were closed
+
+
+def test_begin_immediate_waits_for_the_lock_and_gives_up_as_the_busy_handler_does(tmp_path):
+    path = tmp_path / "s.sqlite"
+    reference, conn = plain(path), plain(path)
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # released by a timer thread
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        reference.execute("BEGIN IMMEDIATE")  # the plain way, after its 0.3 s busy timeout
+    start = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        begin_immediate(conn, wait_s=0.3)
+    assert 0.3 <= time.monotonic() - start < 2 and not conn.in_transaction
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 300  # restored
+    threading.Timer(0.2, blocker.execute, ("COMMIT",)).start()
+    begin_immediate(conn, wait_s=5)  # the lock is taken as soon as the other writer lets go
+    assert conn.in_transaction
+    conn.execute("COMMIT")
