@@ -205,13 +205,16 @@ def verify(path: str | os.PathLike | None = None, anchor: str | None = None) -> 
             report.fail(seq, f"ligne n° {seq} : contenu modifié (son empreinte ne correspond plus)")
         report.head_hash, expected = row["row_hash"], seq + 1
         anchored = anchored or report.head_hash == anchor
-    if (report.rows, report.head_hash) != (count, head):
-        seq = min(report.rows, count) + (report.rows != count)  # where the trail and its head part
-        report.fail(
-            seq,
-            f"tête de chaîne : {count} ligne(s) enregistrée(s), {report.rows} présente(s) (ligne n° {seq} "
-            "et suivantes supprimées, ajoutées ou remplacées, ou tête modifiée)",
-        )
+    rows = report.rows
+    if (rows, report.head_hash) != (count, head):  # name the row where the trail and its head part
+        if rows < count:
+            seq, why = rows + 1, "et suivantes supprimées"
+        elif rows > count:
+            seq, why = count + 1, "et suivantes ajoutées sans la tête"
+        else:
+            seq, why = rows, "remplacée"
+        problem = f"{count} ligne(s) enregistrée(s), {rows} présente(s) (ligne n° {seq} {why}, ou tête modifiée)"
+        report.fail(seq, f"tête de chaîne : {problem}")
     if not anchored:
         report.fail(None, f"l'empreinte d'ancrage {anchor[:16]}… n'apparaît pas dans la chaîne")
     return report
