@@ -21,7 +21,6 @@ from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
 from .settings import get_settings
 
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's transaction before failing
-READERS_PER_THREAD = 4  # state files a thread keeps a connection to (tests use many)
 GENESIS = "0" * 64  # the audit chain's head before its first row
 
 SCHEMA = f"""
@@ -98,7 +97,7 @@ def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
 def reader(path: str | os.PathLike | None = None) -> sqlite3.Connection:
     """This thread's open connection (``common.shared_sqlite``): autocommit, so each statement sees the last
     commit of any process, and a revoked key is refused on the next request. Do not close it."""
-    return thread_connection(db_path(path), connect, keep=READERS_PER_THREAD)
+    return thread_connection(db_path(path), connect)
 
 
 @contextmanager
