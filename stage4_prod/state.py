@@ -118,7 +118,9 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-def group_commit(write: Callable[[sqlite3.Connection, list[Any]], list[Any]], path=None) -> GroupCommit:
+def group_commit(
+    write: Callable[[sqlite3.Connection, list], list], path: str | os.PathLike | None = None
+) -> GroupCommit:
     """This process's writes committed together: ``write(conn, works)`` of the callers waiting at the same moment
     runs in ONE ``transaction`` (``common.shared_sqlite``); each caller gets AuditUnavailable if it failed."""
     target = db_path(path)
