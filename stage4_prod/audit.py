@@ -62,16 +62,15 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def _entries(rows: Iterable[Mapping[str, Any]], kind: str | None = None, at: str | None = None) -> list[dict]:
+def _entries(rows: Iterable[Mapping[str, Any]], kind: str | None = None) -> list[dict]:
     """Each row's content but ``seq``: checked (ValueError, then nothing is written), JSON columns as canonical text.
 
-    ``kind`` overrides each row's; a row without ``at`` gets ``at``, else the time ``_chain`` stamps.
+    ``kind`` overrides each row's; a row without ``at`` gets the time ``_chain`` stamps.
     """
     entries = []
     for values in rows:
         entry = {name: values.get(name) for name in CONTENT[1:]}
         entry["kind"] = kind or entry["kind"]
-        entry["at"] = entry["at"] or at
         entry["app_version"] = entry["app_version"] or __version__
         if entry["kind"] not in KINDS or not entry["actor"]:
             raise ValueError(f"audit row refused: kind {entry['kind']!r}, actor {entry['actor']!r}")
@@ -88,7 +87,7 @@ def _entries(rows: Iterable[Mapping[str, Any]], kind: str | None = None, at: str
 
 
 def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
-    return _entries([values], at=at)[0]
+    return {**_entries([values])[0], "at": values.get("at") or at}
 
 
 def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list[int]:
