@@ -1,8 +1,6 @@
-"""Administration: deploy a model version or roll back while requests keep flowing, manage the API keys.
+"""Administration, for the ``admin`` role and audited: deploy or roll back while requests flow, manage the keys.
 
-Each route needs a key with the ``admin`` role, and each action is audited. The work is
-in ``deployment.py`` (checks, shared pointer) and ``auth.py`` (keys); the endpoints are
-plain ``def``: they write to the state database, blocking work for the thread pool.
+The work is in ``deployment.py`` and ``auth.py``; the endpoints are plain ``def`` (SQLite writes, for the thread pool).
 """
 
 from __future__ import annotations

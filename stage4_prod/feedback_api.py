@@ -1,8 +1,4 @@
-"""``POST /feedback``: the maintenance says whether an alarm was right, or reports a fault the model missed.
-
-The verdicts are stored and audited by ``feedback.py``; ``GET /monitoring`` sums them up per
-model version. A key with the ``operator`` role (the technician's) sends them.
-"""
+"""``POST /feedback``: maintenance says whether an alarm was right, or reports a missed fault (``feedback.py``)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""API keys from the command line: create (the key is printed once), revoke, list.
+"""API keys from the command line; each creation and revocation is audited under ``--par``.
 
-    python -m stage4_prod.keys create --name atelier-nord --role operator
-    python -m stage4_prod.keys revoke 3f9c0a1e2b4d5c6f
-    python -m stage4_prod.keys list
-
-The state database is ``--db``, else ``$STATE_DB``, else ``state/stage4.sqlite``. Each
-creation and revocation is written to the audit trail under the name given by ``--par``
-(default: the system user running the command).
+python -m stage4_prod.keys create --name atelier-nord --role operator
+python -m stage4_prod.keys revoke 3f9c0a1e2b4d5c6f
+python -m stage4_prod.keys list
 """
 
 from __future__ import annotations
@@ -45,29 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         db = state.db_path(args.db)
         if args.command == "create":
             key = auth.create_key(db, args.name, args.role, by=by)
-            # The key alone on stdout, the explanation on stderr: KEY=$(make -s stage4-key ...) keeps the key only.
+            # The key alone on stdout, the rest on stderr: KEY=$(make -s stage4-key ...) keeps the key only.
             print(f"Clé créée pour « {args.name.strip()} » (rôle {args.role}) :", file=sys.stderr)
             print(key)
             print(
-                "Copiez-la maintenant : elle ne sera plus jamais affichée (seule son empreinte est conservée).",
-                file=sys.stderr,
-            )
-            print(
+                "Copiez-la maintenant : elle ne sera plus jamais affichée (seule son empreinte est conservée).\n"
                 f"Envoyez-la dans l'en-tête {auth.HEADER}. Identifiant public, pour la révoquer : {key[3:19]}",
                 file=sys.stderr,
             )
         elif args.command == "revoke":
             auth.revoke_key(db, args.key_id, by=by)
             print(f"Clé {args.key_id} révoquée : elle est refusée dès la prochaine requête.")
-        else:
-            keys = auth.list_keys(db)
-            if not keys:
-                print(f"Aucune clé dans {db}. Créez-en une : make create-key NAME=... ROLE=...")
-                return 0
+        elif keys := auth.list_keys(db):
             print(f"{'identifiant':<17} {'nom':<24} {'rôle':<9} {'créée le':<30} état")
             for k in keys:
                 status = f"révoquée le {k['revoked_at']}" if k["revoked_at"] else "active"
                 print(f"{k['key_id']:<17} {k['name']:<24} {k['role']:<9} {k['created_at']:<30} {status}")
+        else:
+            print(f"Aucune clé dans {db}. Créez-en une : make create-key NAME=... ROLE=...")
     except (auth.KeyRefused, state.AuditUnavailable, SettingsError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2

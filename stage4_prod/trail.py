@@ -1,8 +1,4 @@
-"""``GET /audit``: the audit trail read by an auditor, as JSON or as a CSV export.
-
-The trail itself (hash chain, verification, queries) is ``audit.py``; this router only
-reads it, for a key with the ``auditor`` role.
-"""
+"""``GET /audit``: the audit trail (``audit.py``) read by an auditor, as JSON or as a CSV export."""
 
 from __future__ import annotations
 
