@@ -3,11 +3,9 @@
     API_KEY=pk_... python -m stage4_prod.replay mesures.csv --rate 10
     API_KEY=pk_... python -m stage4_prod.replay mesures.csv --rate 0 --url ws://serveur:8004/stream
 
-Reads a SKAB-format CSV (``common.data.read_chunks``: rejected rows are reported, not
-sent), sends each reading as one JSON message on the WebSocket ``/stream`` at ``--rate``
-readings per second (0: as fast as the service answers), and prints each decision in
-French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be
-used.
+Sends each valid reading of a SKAB-format CSV as one message on the WebSocket ``/stream``,
+``--rate`` per second (0: as fast as the service answers), and prints each decision in
+French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be used.
 """
 
 from __future__ import annotations
@@ -51,10 +49,9 @@ def replay(
     on_answer: Callable[[dict, dict], None],
     api_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Send each reading at ``rate`` per second (0: no pause), call ``on_answer(reading, answer)``, return the answers.
+    """Send each reading at ``rate`` per second, call ``on_answer(reading, answer)``, return the answers.
 
     ``api_key`` (an operator key) is sent in the handshake's ``X-API-Key`` header.
-    Raises OSError or websockets' WebSocketException if the service cannot be reached.
     """
     answers = []
     period = 1 / rate if rate > 0 else 0.0

@@ -1,8 +1,7 @@
-"""Score readings and files with a registered model: what the CLIs, the API, the form and the stream share.
+"""Score readings and files with a registered model: what the CLI and the web form share.
 
-A file is read and scored chunk by chunk with an IncrementalScorer: each reading is scored
-in the context of its equipment's previous readings, so a batch job, an uploaded file and
-a stream give the very same scores as scoring the whole series at once.
+Stage 3 adds files scored chunk by chunk, each reading after its equipment's previous ones:
+a batch job, an uploaded file and a stream give the scores of the whole series at once.
 """
 
 from __future__ import annotations
