@@ -136,17 +136,10 @@ def predict_csv(
     scored = pd.concat([c[0] for c in chunks])
     rejects = pd.concat([c[1] for c in chunks], ignore_index=True)
     trace(request.app.state, "api_csv", request_id, scored, elapsed_ms(start))
-    stamps = scored[TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S")
-    columns = (scored.index, stamps, scored[EQUIPMENT_ID], scored["score"], scored["decision"])
+    rows = scored.assign(line=scored.index, timestamp=scored[TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S"))
     return CsvResult(
         **summary(model, request_id, scored, len(rejects)),
         filename=name,
-        results=[
-            {"line": line, "timestamp": t, "equipment_id": e, "score": s, "decision": d}
-            for line, t, e, s, d in zip(*columns, strict=True)
-        ],
-        rejects=[
-            {"line": line, "reason": reason, "content": content}
-            for line, reason, content in rejects.itertuples(index=False)
-        ],
+        results=rows[["line", TIMESTAMP, EQUIPMENT_ID, "score", "decision"]].to_dict("records"),
+        rejects=rejects.set_axis(["line", "reason", "content"], axis=1).to_dict("records"),
     )
