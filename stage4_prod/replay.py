@@ -35,11 +35,8 @@ def readings_of(path: Path, equipment_id: str) -> Iterator[dict[str, Any]]:
     for valid, rejects in read_chunks(path, equipment_id=equipment_id):
         for line, reason in zip(rejects["ligne"], rejects["raison"], strict=True):
             print(f"ligne {line} non envoyée : {reason}", file=sys.stderr)
-        for row in valid.to_dict("records"):
-            message = {name: row[name] for name in SENSOR_NAMES}
-            message[EQUIPMENT_ID] = row[EQUIPMENT_ID]
-            message[TIMESTAMP] = row[TIMESTAMP].isoformat()
-            yield message
+        stamps = valid[TIMESTAMP].map(lambda stamp: stamp.isoformat())
+        yield from valid[[*SENSOR_NAMES, EQUIPMENT_ID]].assign(**{TIMESTAMP: stamps}).to_dict("records")
 
 
 def replay(
