@@ -8,14 +8,12 @@ from typing import Any
 import pandas as pd
 
 from common.data import Source, load_csv
+from common.decision import ANOMALY, decide, decide_all
 from common.readings import Reading
 from common.registry import LoadedModel, load
 from common.schema import DEFAULT_EQUIPMENT_ID
 
 from .settings import Settings
-
-NORMAL = "Normal"
-ANOMALY = "Anomalie"
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -32,7 +30,7 @@ def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> 
     score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
     return {
         "score": score,
-        "decision": ANOMALY if score > loaded.model.threshold_ else NORMAL,
+        "decision": decide(score, loaded.model.threshold_),
         "threshold": loaded.model.threshold_,
         "model_version": loaded.version,
     }
@@ -46,7 +44,7 @@ def score_file(loaded: LoadedModel, source: Source, equipment_id: str = DEFAULT_
     frame = load_csv(source, equipment_id=equipment_id)
     scores = loaded.model.score(frame)
     frame["score"] = scores
-    frame["decision"] = [ANOMALY if s > loaded.model.threshold_ else NORMAL for s in scores]
+    frame["decision"] = decide_all(scores, loaded.model.threshold_)
     return frame
 
 

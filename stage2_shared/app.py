@@ -1,14 +1,10 @@
 """Stage 2: the shared tool, a REST API that colleagues on other sites call over HTTP.
 
     uvicorn stage2_shared.app:app --port 8002     # or: python -m stage2_shared.app
-    curl -s http://127.0.0.1:8002/health
 
-``POST /predict`` scores one reading sent as JSON; ``GET /health`` and ``GET /version``
-say whether the service is ready and exactly what runs (``api.py``); ``/docs`` documents
-it all in French. Stage 1's web form is still served, now to remote colleagues
-(``pages.py``). This module builds the application: the lifespan that configures the
-logs and loads the model, the routers, the French errors (``errors.py``) and two
-middlewares: the request log with its id, and the body size limit (``middleware.py``).
+This module builds the application: the lifespan that configures the logs and loads the
+model, the routers (``api.py``, and stage 1's form in ``pages.py``), the French errors
+(``errors.py``), the request log (``middleware.py``) and the body size limit.
 """
 
 from __future__ import annotations
@@ -16,17 +12,17 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
+from common.body_limit import BodySizeLimit
 from common.registry import RegistryError
 
 from . import __version__, api, errors, pages, scoring
 from .logging_config import configure_logging
-from .middleware import BodySizeLimit, RequestLog
+from .middleware import RequestLog
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -52,15 +48,8 @@ async def lifespan(app: FastAPI):
 
 DESCRIPTION = """
 Détection d'anomalies sur une pompe industrielle, à partir de huit capteurs.
-
-* `POST /predict` : envoyez **une mesure** en JSON, recevez le score, la décision
-  (`Normal` ou `Anomalie`), le seuil d'alarme, la version du modèle et l'identifiant de la requête.
-* `GET /health` : le service est-il prêt (modèle chargé) ?
-* `GET /version` : versions de l'application et du modèle, commit Git et date de construction de l'image.
-
-Chaque réponse porte l'en-tête `X-Request-ID` (celui que vous envoyez, s'il est raisonnable,
-sinon un nouveau) : citez-le pour signaler un problème. Les erreurs sont en français :
-`{"detail": "...", "errors": [{"field": "...", "message": "..."}], "request_id": "..."}`.
+Chaque réponse porte l'en-tête `X-Request-ID` : citez-le pour signaler un problème.
+Les erreurs sont en français : `{"detail": "...", "errors": [{"field": "...", "message": "..."}], "request_id": "..."}`.
 Le formulaire web de l'étape 1 reste disponible à la racine `/`.
 """
 
@@ -68,11 +57,6 @@ Le formulaire web de l'étape 1 reste disponible à la racine `/`.
 def body_limit(request: Request) -> int:
     settings = request.app.state.settings
     return settings.max_upload_bytes + MULTIPART_MARGIN if request.url.path == "/fichier" else settings.max_body_bytes
-
-
-def model_version(scope: dict[str, Any]) -> str:
-    loaded = getattr(scope["app"].state, "model", None)
-    return loaded.version if loaded else "-"
 
 
 app = FastAPI(
@@ -87,7 +71,7 @@ app.include_router(api.router)
 for exc_class, handler in errors.HANDLERS.items():
     app.add_exception_handler(exc_class, handler)
 app.add_middleware(BodySizeLimit, limit_for=body_limit, on_too_large=errors.too_large)
-app.add_middleware(RequestLog, on_error=errors.internal_error, model_version=model_version)  # outermost: sees all
+app.add_middleware(RequestLog)  # outermost: sees all
 
 
 def main() -> None:

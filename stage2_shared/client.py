@@ -23,11 +23,7 @@ class ApiError(Exception):
 
 
 def predict(reading: dict[str, Any], base_url: str, client: httpx.Client | None = None) -> dict[str, Any]:
-    """POST one reading to ``{base_url}/predict`` and return the service's answer.
-
-    ``client`` may be any httpx client (a test passes FastAPI's TestClient). Raises
-    ApiError with the service's French messages and the request id to quote.
-    """
+    """POST one reading to ``{base_url}/predict`` (with ``client``, any httpx client, if given); ApiError if refused."""
     http = client or httpx.Client(timeout=10)
     try:
         response = http.post(f"{base_url.rstrip('/')}/predict", json=reading)

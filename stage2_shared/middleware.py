@@ -1,8 +1,4 @@
-"""Two small pure-ASGI middlewares: the request line of the log, and the body size limit.
-
-Pure ASGI rather than ``@app.middleware("http")``: they see every byte and every status,
-including the responses they send themselves, and add no task or buffering of their own.
-"""
+"""The request line of the log: a pure-ASGI middleware, so it sees every status, even its own 500."""
 
 from __future__ import annotations
 
@@ -10,13 +6,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import internal_error
 from .logging_config import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -34,18 +29,21 @@ def request_id_from(headers: Headers) -> str:
     return incoming if SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
+def model_version(scope: Scope) -> str:
+    loaded = getattr(scope["app"].state, "model", None)
+    return loaded.version if loaded else "-"
+
+
 class RequestLog:
     """Give each request an id, return it in ``X-Request-ID``, and log one line when it ends.
 
-    The line says method, path (never the query string), status, latency and the model
-    version that served it. An exception nobody handled is logged with its full trace under
-    the request id, and the client gets ``on_error``'s response: a 500 with the id only.
+    The line says method, path (never the query string), status, latency and model version.
+    An exception nobody handled is logged with its trace under the request id; the client
+    gets a 500 with the id only.
     """
 
-    def __init__(self, app: ASGIApp, on_error: Callable[[Request], Response], model_version: Callable[[Scope], str]):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.on_error = on_error
-        self.model_version = model_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +67,7 @@ class RequestLog:
             error_log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             if started:  # the status line is gone: nothing better to do than cut the response
                 raise
-            await self.on_error(Request(scope))(scope, receive, send_with_id)
+            await internal_error(Request(scope))(scope, receive, send_with_id)
         finally:
             latency_ms = (time.perf_counter() - start) * 1000
             access_log.log(
@@ -79,57 +77,6 @@ class RequestLog:
                 scope["path"],
                 status,
                 latency_ms,
-                self.model_version(scope),
+                model_version(scope),
             )
             request_id_var.reset(token)
-
-
-class BodySizeLimit:
-    """Refuse a request body over ``limit_for(request)`` bytes with ``on_too_large``'s 413.
-
-    A declared ``Content-Length`` is checked before anything is read (the server then
-    guarantees the body is no longer than declared). A body sent without it (chunked) is
-    read here, at most limit + 1 bytes, before the application sees it: nobody can make the
-    service swallow an endless stream.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        limit_for: Callable[[Request], int],
-        on_too_large: Callable[[Request, int], Response],
-    ):
-        self.app = app
-        self.limit_for = limit_for
-        self.on_too_large = on_too_large
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        limit = self.limit_for(request)
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > limit:
-                await self.on_too_large(request, limit)(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-            return
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await self.on_too_large(request, limit)(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)

@@ -1,9 +1,9 @@
 """The REST API: one reading scored over HTTP, the service's health and version, the model versions.
 
-``POST /predict`` and ``GET /version`` are ``async def``: scoring one reading is a fraction
-of a millisecond of numpy and its inference-log line a short append, like the request log
-line, so they run on the event loop without a hop to the thread pool. ``GET /health``
-writes a probe file and ``GET /models`` reads the registry: plain ``def``, in the pool.
+The endpoints are ``async def``: scoring one reading is a fraction of a millisecond of
+numpy, no blocking work, so it runs on the event loop without a hop to the thread pool
+(its inference-log line is a short append). ``GET /health`` writes a probe file and
+``GET /models`` reads the registry: plain ``def``, in the pool.
 """
 
 from __future__ import annotations

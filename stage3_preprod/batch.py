@@ -3,16 +3,11 @@
     python -m stage3_preprod.batch mesures/ --output resultats/
     python -m stage3_preprod.batch gros_fichier.csv --output resultats/ --chunk-rows 20000
 
-For each file ``<nom>.csv``, writes in the output folder, as it goes:
-``<nom>_scores.csv`` (SKAB format + score, decision, model_version) and ``<nom>_rejets.csv``
-(line, French reason naming the field, the row as read): no row is dropped silently. Then
-``resume.csv`` sums up every file (rows, rejects, anomalies, duration, model version,
-status). Memory stays bounded: only one chunk and each equipment's last readings are held.
-Every prediction goes to the inference log (source ``batch_cli``). Progress on stderr.
-
-Exit code 0 when the job ran, even if some files were refused (their line in
-``resume.csv`` says why); 2 on a fatal error: no readable input, output folder not
-writable, no model.
+For each file ``<nom>.csv``: ``<nom>_scores.csv`` and ``<nom>_rejets.csv`` (line, French
+reason, the row as read: no row is dropped silently), then ``resume.csv`` for every file.
+Memory stays bounded (one chunk and each equipment's last readings). Every prediction goes
+to the inference log. Exit code 0 when the job ran, even if some files were refused (their
+line in ``resume.csv`` says why); 2 when it cannot run (no input, no model, output not writable).
 """
 
 from __future__ import annotations
@@ -41,9 +36,7 @@ class FatalError(Exception):
 
 
 @dataclass
-class FileSummary:
-    """One line of resume.csv."""
-
+class FileSummary:  # one line of resume.csv
     fichier: str
     statut: str  # "ok" or "échec"
     lignes: int = 0
@@ -71,9 +64,7 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def score_one(
-    path: Path, output: Path, loaded: LoadedModel, chunk_rows: int, log_dir: Path, job_id: str
-) -> FileSummary:
+def score_one(path: Path, output: Path, loaded: LoadedModel, chunk_rows: int, log_dir: Path, job: str) -> FileSummary:
     """Score one file into ``output``; a file-level problem is reported in the summary, not raised."""
     start = time.perf_counter()
     summary = FileSummary(fichier=path.name, statut="ok", modele=loaded.version)
@@ -90,7 +81,7 @@ def score_one(
                 write_csv(scored, scores_file, with_equipment=True, header=first)
                 first = False
                 rejects_writer.writerows(rejects.itertuples(index=False))
-                inference_log.record(log_dir, "batch_cli", job_id, scored, latency_ms)
+                inference_log.record(log_dir, "batch_cli", job, scored, latency_ms)
                 summary.lignes += len(scored)
                 summary.rejetees += len(rejects)
                 summary.anomalies += int((scored["decision"] == ANOMALY).sum())

@@ -1,8 +1,7 @@
 """Many readings in one request: a JSON list (``POST /predict/batch``) or a CSV file (``POST /predict/csv``).
 
-Each answers one result per reading, or why it was refused: one bad reading does not stop
-the others. The endpoints are plain ``def``: they score a whole series and write its lines
-to the inference log, blocking work that FastAPI runs in its thread pool.
+One result per reading, or why it was refused. Plain ``def``: scoring a series and writing its
+log lines is blocking work, which FastAPI runs in its thread pool.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from common.data import DataError, frame_from_readings
 from common.messages import field_errors
 from common.readings import TimedReadingList
+from common.registry import LoadedModel
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
 
 from . import scoring
@@ -33,10 +33,9 @@ BATCH_EXAMPLE = [EXAMPLE_READING, {**EXAMPLE_READING, "pressure": 150}]
 
 
 def validate_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[int], dict[int, list[dict[str, str]]]]:
-    """The valid readings of a batch with their positions, and the French errors of the others by position.
+    """The valid readings with their positions, and the French errors of the others by position.
 
-    The whole list is validated by one ``TypeAdapter(list[TimedReading])``; its errors
-    name the position of each refused reading, and the others are then read again, all valid.
+    One ``TypeAdapter(list[TimedReading])`` call; if some are refused, the others are read again.
     """
     try:
         return [r.model_dump() for r in TimedReadingList.validate_python(items)], list(range(len(items))), {}
@@ -47,6 +46,13 @@ def validate_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[int], d
     positions = [i for i in range(len(items)) if i not in errors]
     readings = [r.model_dump() for r in TimedReadingList.validate_python([items[i] for i in positions])]
     return readings, positions, {i: field_errors(e) for i, e in sorted(errors.items())}
+
+
+def summary(model: LoadedModel, request_id: str, scored: pd.DataFrame, rejected: int) -> dict[str, Any]:
+    """What the answers of a batch and of a file share: the model, the request and the counts."""
+    anomalies = int((scored["decision"] == scoring.ANOMALY).sum())
+    counts = {"scored": len(scored), "rejected": rejected, "anomalies": anomalies}
+    return {"model_version": model.version, "threshold": model.model.threshold_, "request_id": request_id, **counts}
 
 
 @router.post(
@@ -69,11 +75,10 @@ def predict_batch(
     model: ModelDep,
     request_id: RequestId,
 ) -> Any:
-    """Un résultat par mesure, dans l'ordre de la liste : score et décision, ou les erreurs qui la font refuser.
+    """Un résultat par mesure, dans l'ordre : score et décision, ou les erreurs qui la font refuser.
 
-    Chaque mesure suit le format de `POST /predict`. Les mesures valides sont notées comme une
-    série, dans l'ordre reçu (par équipement) ; une mesure refusée n'empêche pas les autres
-    d'être notées (statut 200). Au-delà de `MAX_BATCH_ROWS` mesures (1 000 par défaut) : 413.
+    Chaque mesure suit le format de `POST /predict` ; les valides sont notées comme une série, dans
+    l'ordre reçu. Au-delà de `MAX_BATCH_ROWS` mesures (1 000 par défaut) : 413.
     """
     limit = request.app.state.settings.max_batch_rows
     if len(items) > limit:
@@ -91,13 +96,8 @@ def predict_batch(
     ]
     results += [{"index": i, "errors": e} for i, e in errors.items()]
     return BatchResult(
-        model_version=model.version,
-        threshold=model.model.threshold_,
-        request_id=request_id,
+        **summary(model, request_id, scored, len(errors)),
         received=len(items),
-        scored=len(scored),
-        rejected=len(errors),
-        anomalies=int((scored["decision"] == scoring.ANOMALY).sum()),
         results=sorted(results, key=lambda r: r["index"]),
     )
 
@@ -119,12 +119,9 @@ def predict_csv(
     model: ModelDep,
     request_id: RequestId,
 ) -> Any:
-    """Chaque ligne valide notée (dans le contexte des précédentes de son équipement), chaque ligne rejetée avec sa raison.
+    """Chaque ligne valide notée (après les précédentes de son équipement), chaque ligne rejetée avec sa raison.
 
-    Les erreurs qui touchent tout le fichier (vide, séparateur, colonne manquante, encodage) le
-    font refuser (422) ; une ligne invalide (valeur non numérique, hors plage ou manquante, date
-    illisible, horodatage non croissant) est rejetée avec son numéro et la raison, les autres
-    sont notées.
+    Un fichier vide, mal séparé, mal encodé ou sans une colonne est refusé (422).
     """
     limit = request.app.state.settings.max_upload_bytes
     data = fichier.file.read(limit + 1)
@@ -139,22 +136,10 @@ def predict_csv(
     scored = pd.concat([c[0] for c in chunks])
     rejects = pd.concat([c[1] for c in chunks], ignore_index=True)
     trace(request.app.state, "api_csv", request_id, scored, elapsed_ms(start))
-    stamps = scored[TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S")
-    columns = (scored.index, stamps, scored[EQUIPMENT_ID], scored["score"], scored["decision"])
+    rows = scored.assign(line=scored.index, timestamp=scored[TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S"))
     return CsvResult(
-        model_version=model.version,
-        threshold=model.model.threshold_,
-        request_id=request_id,
+        **summary(model, request_id, scored, len(rejects)),
         filename=name,
-        scored=len(scored),
-        rejected=len(rejects),
-        anomalies=int((scored["decision"] == scoring.ANOMALY).sum()),
-        results=[
-            {"line": line, "timestamp": t, "equipment_id": e, "score": s, "decision": d}
-            for line, t, e, s, d in zip(*columns, strict=True)
-        ],
-        rejects=[
-            {"line": line, "reason": reason, "content": content}
-            for line, reason, content in rejects.itertuples(index=False)
-        ],
+        results=rows[["line", TIMESTAMP, EQUIPMENT_ID, "score", "decision"]].to_dict("records"),
+        rejects=rejects.set_axis(["line", "reason", "content"], axis=1).to_dict("records"),
     )

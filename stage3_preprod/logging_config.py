@@ -2,9 +2,7 @@
 
     2025-11-26T10:15:02.114+00:00 INFO [3f9c0a1e...] stage3_preprod.access: method=POST path=/predict ...
 
-A container's stdout is what ``docker compose logs`` shows. Each line carries the id of the
-request being served (a context variable, copied into the worker thread of plain ``def``
-endpoints), so that a client quoting the id of a failed request leads straight to its trace.
+Each line carries the id of the request being served: a client quoting it leads to its trace.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stdout in the format above; safe to call again (no duplicates).
 
     Only our own handler is replaced: handlers others installed (pytest's, for example) stay.
-    uvicorn's access log is redundant with our request line and is switched off.
     """
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StdoutHandler)]:
@@ -47,4 +44,4 @@ def configure_logging(level: str = "INFO") -> None:
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("uvicorn.access").disabled = True  # our request line says it all

@@ -2,8 +2,7 @@
 
     python -m stage3_preprod.logs_summary [--logs logs/]      # make logs-summary
 
-Reads every ``inferences-*.csv`` of the folder (``LOG_DIR`` by default) and prints, in
-French, one line per model version, then the volume per source.
+Prints, in French, one line per model version, then the volume per source.
 """
 
 from __future__ import annotations

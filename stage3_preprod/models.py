@@ -65,16 +65,21 @@ class BatchItem(BaseModel):
     errors: list[FieldError] | None = None
 
 
-class BatchResult(BaseModel):
-    """Le résultat d'un lot de mesures."""
+class Counts(BaseModel):
+    """Ce que partagent les résultats d'un lot et d'un fichier."""
 
     model_version: str
     threshold: float
     request_id: str
-    received: int = Field(description="Mesures reçues.")
     scored: int = Field(description="Mesures notées.")
-    rejected: int = Field(description="Mesures refusées (voir « errors » de chacune).")
+    rejected: int = Field(description="Mesures refusées, chacune avec sa raison.")
     anomalies: int
+
+
+class BatchResult(Counts):
+    """Le résultat d'un lot de mesures."""
+
+    received: int = Field(description="Mesures reçues.")
     results: list[BatchItem]
 
 
@@ -92,16 +97,10 @@ class CsvReject(BaseModel):
     content: str = Field(description="La ligne telle qu'elle a été lue.")
 
 
-class CsvResult(BaseModel):
+class CsvResult(Counts):
     """Le résultat d'un fichier : chaque ligne notée, chaque ligne rejetée avec sa raison."""
 
-    model_version: str
-    threshold: float
-    request_id: str
     filename: str
-    scored: int
-    rejected: int
-    anomalies: int
     results: list[CsvRow]
     rejects: list[CsvReject]
 

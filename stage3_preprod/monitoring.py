@@ -1,11 +1,7 @@
 """Monitoring: every prediction traced, ``GET /metrics`` for Prometheus, ``GET /metrics/json`` for people.
 
-``/metrics`` serves the Prometheus text format through ``prometheus_client``: requests by
-route and status, a latency histogram per route, predictions and anomalies per model
-version. With several uvicorn workers, each worker writes its counts to files in
-``PROMETHEUS_MULTIPROC_DIR`` (multiprocess mode, set and emptied by whoever starts the
-workers, as the image does) and a scrape adds them up, whichever worker answers.
-``/metrics/json`` is the summary the tour prints (``common.request_stats``), per process.
+With several uvicorn workers, each writes its counts to ``PROMETHEUS_MULTIPROC_DIR``
+(emptied by whoever starts them, as the image does) and a scrape adds them up.
 """
 
 from __future__ import annotations
@@ -25,17 +21,14 @@ from common.request_stats import RequestStats
 from . import inference_log, scoring
 
 router = APIRouter()
-# Our own registry: the metrics of this stage only, whatever else the process imported.
-REGISTRY = CollectorRegistry()
+REGISTRY = CollectorRegistry()  # this stage's metrics only, whatever else the process imported
 REQUESTS = Counter("pompe_requests", "Requêtes servies, par route et statut.", ["route", "status"], registry=REGISTRY)
-LATENCY = Histogram(
-    "pompe_request_duration_seconds", "Durée de traitement des requêtes, par route.", ["route"], registry=REGISTRY
-)
+LATENCY = Histogram("pompe_request_duration_seconds", "Durée des requêtes, par route.", ["route"], registry=REGISTRY)
 PREDICTIONS = Counter(
     "pompe_predictions", "Mesures notées, par version du modèle.", ["model_version"], registry=REGISTRY
 )
 ANOMALIES = Counter(
-    "pompe_anomalies", "Mesures jugées anormales, par version du modèle.", ["model_version"], registry=REGISTRY
+    "pompe_anomalies", "Mesures anormales, par version du modèle.", ["model_version"], registry=REGISTRY
 )
 
 
@@ -56,6 +49,14 @@ class Metrics(RequestStats):
         super().record_decisions(counts.elements())
 
 
+def record_request(scope: dict[str, Any], status: int, latency_ms: float) -> None:
+    """Count a request under its route; unknown addresses share one name (a bounded set)."""
+    metrics = getattr(scope["app"].state, "metrics", None)
+    if metrics is not None:
+        path = getattr(scope.get("route"), "path", None) or "(autre)"
+        metrics.record_request(f"{scope['method']} {path}", status, latency_ms)
+
+
 def elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
@@ -66,18 +67,16 @@ def trace(state: Any, source: str, request_id: str, scored: pd.DataFrame, latenc
     state.metrics.record_predictions(scored)
 
 
-def trace_reading(
-    state: Any, source: str, request_id: str, reading: dict[str, Any], result: dict[str, Any], latency_ms: float
-) -> None:
-    """``trace`` for one reading scored alone (``result`` of ``scoring.score_reading``), without a frame."""
+def trace_reading(state: Any, source: str, request_id: str, reading: dict, result: dict, latency_ms: float) -> None:
+    """``trace`` for one reading and its ``scoring.score_reading`` result, without a frame."""
     inference_log.record_reading(state.settings.log_dir, source, request_id, reading, result, latency_ms)
     state.metrics.record_decisions([(result["model_version"], result["decision"])])
 
 
 @router.get("/metrics", summary="Indicateurs au format Prometheus", response_class=Response)
 def metrics(request: Request) -> Response:
-    """Requêtes par route et statut, histogramme des latences, prédictions et anomalies par version du
-    modèle, au format texte de Prometheus ; tous les processus du service comptés ensemble."""
+    """Requêtes par route et statut, latences, prédictions et anomalies par version du modèle ; tous les
+    processus du service comptés ensemble."""
     folder = request.app.state.settings.prometheus_multiproc_dir
     registry = REGISTRY
     if folder is not None:
@@ -88,7 +87,6 @@ def metrics(request: Request) -> Response:
 
 @router.get("/metrics/json", summary="Indicateurs depuis le démarrage, en JSON")
 def metrics_json(request: Request) -> dict[str, Any]:
-    """Requêtes par route et statut, taux d'erreur, latence p50/p95/p99 (ms), prédictions et taux
-    d'anomalies par version du modèle, depuis le démarrage de **ce processus** (avec plusieurs
-    processus uvicorn, chacun compte les requêtes qu'il a servies)."""
+    """Taux d'erreur, latence p50/p95/p99 (ms), taux d'anomalies par version du modèle, depuis le
+    démarrage du processus qui répond."""
     return request.app.state.metrics.snapshot(scoring.ANOMALY)

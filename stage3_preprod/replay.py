@@ -3,11 +3,9 @@
     python -m stage3_preprod.replay mesures.csv --rate 10
     python -m stage3_preprod.replay mesures.csv --rate 0 --url ws://serveur:8003/stream
 
-Reads a SKAB-format CSV (``common.data.read_chunks``: rejected rows are reported, not
-sent), sends each reading as one JSON message on the WebSocket ``/stream`` at ``--rate``
-readings per second (0: as fast as the service answers), and prints each decision in
-French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be
-used.
+Sends each valid reading of a SKAB-format CSV as one message on the WebSocket ``/stream``,
+``--rate`` per second (0: as fast as the service answers), and prints each decision in
+French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be used.
 """
 
 from __future__ import annotations
@@ -36,20 +34,14 @@ def readings_of(path: Path, equipment_id: str) -> Iterator[dict[str, Any]]:
     for valid, rejects in read_chunks(path, equipment_id=equipment_id):
         for line, reason in zip(rejects["ligne"], rejects["raison"], strict=True):
             print(f"ligne {line} non envoyée : {reason}", file=sys.stderr)
-        for row in valid.to_dict("records"):
-            message = {name: row[name] for name in SENSOR_NAMES}
-            message[EQUIPMENT_ID] = row[EQUIPMENT_ID]
-            message[TIMESTAMP] = row[TIMESTAMP].isoformat()
-            yield message
+        stamps = valid[TIMESTAMP].map(lambda stamp: stamp.isoformat())
+        yield from valid[[*SENSOR_NAMES, EQUIPMENT_ID]].assign(**{TIMESTAMP: stamps}).to_dict("records")
 
 
 def replay(
     readings: Iterable[dict[str, Any]], url: str, rate: float, on_answer: Callable[[dict, dict], None]
 ) -> list[dict[str, Any]]:
-    """Send each reading at ``rate`` per second (0: no pause), call ``on_answer(reading, answer)``, return the answers.
-
-    Raises OSError or websockets' WebSocketException if the service cannot be reached.
-    """
+    """Send each reading at ``rate`` per second, call ``on_answer(reading, answer)``, return the answers."""
     answers = []
     period = 1 / rate if rate > 0 else 0.0
     with connect(url, open_timeout=10, close_timeout=5) as ws:

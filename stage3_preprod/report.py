@@ -2,12 +2,9 @@
 
     python -m stage3_preprod.report [--logs logs/] [--output reports/rapport.html]
 
-Three plots (matplotlib, embedded as base64 PNG: one self-contained file, no network):
-anomaly rate over time per model version, score distribution with each version's alarm
-threshold, latency per call over time (single readings apart from batches); a table per
-version and one of latency per call. Time axes span the log, from a batch scored in one
-second to months of service. matplotlib is a reporting tool: it is in
-requirements-dev.txt, not in the service's image.
+Three plots, embedded as PNG in one self-contained file: anomaly rate per model version,
+scores against each version's threshold, latency per call; a table per version and one of
+latency per call. matplotlib is a reporting tool: in requirements-dev.txt, not in the image.
 """
 
 from __future__ import annotations
@@ -17,27 +14,24 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, FileSystemLoader  # noqa: E402
+from common import plots
+from common.plots import bucket, calls, latency_figure, latency_table, png, score_figure
 
-from common import plots  # noqa: E402
-from common.plots import bucket, calls, latency_figure, latency_table, png, score_figure  # noqa: E402
-
-from .inference_log import read_logs  # noqa: E402
-from .logs_summary import by_version  # noqa: E402
-from .scoring import ANOMALY  # noqa: E402
-from .settings import get_settings  # noqa: E402
+from .inference_log import read_logs
+from .logs_summary import by_version
+from .scoring import ANOMALY
+from .settings import get_settings
 
 DEFAULT_OUTPUT = Path("reports") / "rapport.html"
 TIME = "%Y-%m-%d %H:%M:%S"
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 
-def anomaly_rate_figure(logs: pd.DataFrame, step: str) -> plt.Figure:
+def anomaly_rate_figure(logs: pd.DataFrame, step: str) -> Figure:
     return plots.anomaly_rate_figure(logs.assign(anomaly=logs["decision"] == ANOMALY), step)
 
 

@@ -1,8 +1,7 @@
 """The WebSocket ``/stream``: one reading per message in, its score out, in the context of its equipment.
 
-The service keeps each equipment's recent readings (``common.incremental.IncrementalScorer``),
-so a reading streamed is scored exactly as in a batch of the same series. A message that
-cannot be scored gets a French answer naming the field; the connection stays open.
+The service keeps each equipment's recent readings (``common.incremental``), so a reading
+streamed is scored exactly as in a batch of the same series.
 """
 
 from __future__ import annotations
@@ -44,11 +43,7 @@ class MessageRefused(Exception):
 
 
 def score_message(state: Any, text: str) -> pd.DataFrame:
-    """Validate one stream message and score it after its equipment's previous readings.
-
-    Raises MessageRefused (French) if the message is too large, not JSON, not a valid
-    reading, or not later than the previous reading of its equipment.
-    """
+    """Validate one message and score it after its equipment's previous readings; MessageRefused if it cannot be."""
     limit = state.settings.max_body_bytes
     if len(text.encode("utf-8")) > limit:
         raise MessageRefused(f"message trop volumineux : {size(limit)} au plus")
@@ -80,34 +75,31 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
 
 def stream_answer(state: Any, text: str) -> dict[str, Any]:
     """The answer to one stream message: its score, or why it was refused; traced and counted."""
-    start, request_id = time.perf_counter(), uuid.uuid4().hex
+    start, request_id, status = time.perf_counter(), uuid.uuid4().hex, 200
     try:
         scored = score_message(state, text)
-    except MessageRefused as exc:
-        state.metrics.record_request(STREAM_ROUTE, 422, elapsed_ms(start))
-        return {"detail": exc.detail, "errors": exc.errors, "request_id": request_id}
-    try:
         trace(state, "stream", request_id, scored, elapsed_ms(start))
+        row = scored.iloc[0]
+        answer = {
+            "score": float(row["score"]),
+            "decision": row["decision"],
+            "threshold": state.model.model.threshold_,
+            "model_version": state.model.version,
+            "equipment_id": row[EQUIPMENT_ID],
+            "timestamp": row[TIMESTAMP].isoformat(),
+        }
+    except MessageRefused as exc:
+        status, answer = 422, {"detail": exc.detail, "errors": exc.errors}
     except inference_log.LogUnavailable as exc:
         logger.error("stream reading not answered, inference log unavailable: %s", exc)
-        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
-        return {"detail": LOG_UNAVAILABLE, "errors": [], "request_id": request_id}
-    state.metrics.record_request(STREAM_ROUTE, 200, elapsed_ms(start))
-    row = scored.iloc[0]
-    return {
-        "score": float(row["score"]),
-        "decision": row["decision"],
-        "threshold": state.model.model.threshold_,
-        "model_version": state.model.version,
-        "equipment_id": row[EQUIPMENT_ID],
-        "timestamp": row[TIMESTAMP].isoformat(),
-        "request_id": request_id,
-    }
+        status, answer = 503, {"detail": LOG_UNAVAILABLE, "errors": []}
+    state.metrics.record_request(STREAM_ROUTE, status, elapsed_ms(start))
+    return {**answer, "request_id": request_id}
 
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket) -> None:
-    """One reading per message in (JSON text), one answer per message out; a refusal keeps the connection open."""
+    """One reading per message in (JSON text), one answer out; a refusal (French) keeps the connection open."""
     await websocket.accept()
     limit = websocket.app.state.settings.max_body_bytes
     while True:
@@ -117,5 +109,4 @@ async def stream(websocket: WebSocket) -> None:
         text = message.get("text")
         if text is None:  # a binary frame: read as UTF-8, within the same size limit
             text = (message.get("bytes") or b"")[: limit + 1].decode("utf-8", "replace")
-        answer = stream_answer(websocket.app.state, text)  # one log line, as POST /predict: in the event loop
-        await websocket.send_json(answer)
+        await websocket.send_json(stream_answer(websocket.app.state, text))  # one log line: in the event loop

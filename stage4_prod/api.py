@@ -1,12 +1,12 @@
 """The REST API: one reading scored over HTTP, the service's health and version, the model versions.
 
-``POST /predict`` and ``GET /version`` are ``async def``: scoring one reading is a fraction
-of a millisecond of numpy and its inference-log line a short append, like the request log
-line, so they run on the event loop without a hop to the thread pool (the audit commit is
-handed to the recorder's writer thread). ``GET /health`` writes probe files and ``GET /models``
-reads the registry: plain ``def``, in the pool. Stage 4: ``/predict`` needs an operator key,
-``/models`` a reader key; ``/health`` and ``/version`` none (probes and the proxy call them);
-the served model is the one the deployment pointer names.
+The endpoints are ``async def``: scoring one reading is a fraction of a millisecond of
+numpy, no blocking work, so it runs on the event loop without a hop to the thread pool
+(its inference-log line is a short append, its audit commit is handed to the recorder's
+writer thread). ``GET /health`` writes probe files and ``GET /models`` reads the registry:
+plain ``def``, in the pool. Stage 4: ``/predict`` needs an operator key, ``/models`` a reader
+key; ``/health`` and ``/version`` none (probes and the proxy call them); the served model is
+the one the deployment pointer names.
 """
 
 from __future__ import annotations

@@ -14,22 +14,22 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
+from common.body_limit import BodySizeLimit
 from common.registry import RegistryError
 
 from . import __version__, admin, api, batch_api, errors, feedback_api, monitoring, pages, stream, trail
 from .audit import AuditUnavailable, Recorder
 from .auth import Authenticator
 from .deployment import ModelCache
-from .deps import model_version, served_model
+from .deps import served_model
 from .drift import warm_up
 from .logging_config import configure_logging
-from .middleware import BodySizeLimit, RequestLog, SecurityHeaders
+from .middleware import RequestLog, SecurityHeaders
 from .scoring import Scorers
 from .settings import get_settings
 
@@ -64,37 +64,16 @@ async def lifespan(app: FastAPI):
 
 DESCRIPTION = """
 Détection d'anomalies sur une pompe industrielle, à partir de huit capteurs.
-
-* `POST /predict` : envoyez **une mesure** en JSON, recevez le score, la décision
-  (`Normal` ou `Anomalie`), le seuil d'alarme, la version du modèle et l'identifiant de la requête.
-  La mesure est notée seule, sans les précédentes de son équipement.
-* `POST /predict/batch` : **une liste de mesures** en JSON (1 000 au plus par défaut, 413 au-delà),
-  notées comme une série dans l'ordre reçu ; un résultat **ou** des erreurs par mesure (succès partiel possible).
-* `POST /predict/csv` : **un fichier CSV** au format SKAB (champ de formulaire `fichier`) ; un résultat
-  par ligne valide, et chaque ligne rejetée avec son numéro et la raison.
-* WebSocket `/stream` : **une mesure par message** (avec `equipment_id` et `timestamp`, facultatif :
-  maintenant par défaut), le score en réponse, calculé avec les mesures précédentes de l'équipement.
-  Un message refusé reçoit une erreur en français ; la connexion reste ouverte. Clé : en-tête `X-API-Key`
-  de la poignée de main, à défaut paramètre `api_key` de l'adresse.
-* `GET /models` : les versions du registre et celle qui est servie (pointeur de déploiement partagé).
-* `GET /metrics` : au format texte de Prometheus, requêtes par route et statut, histogramme des latences,
-  prédictions et anomalies par version du modèle, tous les processus du service comptés ensemble.
-* `GET /metrics/json` : le résumé en JSON (erreurs, latence p50/p95/p99, anomalies) du processus qui répond.
-* `GET /monitoring` : dérive de chaque capteur (PSI, KS), taux d'alarmes, retours de la maintenance.
-* `POST /feedback` : confirmer ou infirmer une alarme (par identifiant de requête), signaler une panne manquée.
-* `GET /audit` : le journal d'audit (qui a prédit quoi, avec quelle version), filtrable, export CSV (`?format=csv`).
-* `/admin/models/{version}/deploy`, `/admin/rollback`, `/admin/keys` : changer de modèle sans interruption, gérer les clés.
-* `GET /health` (le service est-il prêt ?) et `GET /version` (ce qui tourne exactement) : sans clé, pour les sondes.
-
-**Accès** : chaque autre adresse demande une clé dans l'en-tête `X-API-Key` (`make create-key NAME=... ROLE=...`),
-de rôle `reader` (surveillance), `operator` (prédictions, retours), `auditor` (audit) ou `admin` (modèles, clés) ;
-401 : clé absente ou inconnue ; 403 : rôle non autorisé ; 429 : trop de requêtes (en-tête `Retry-After`).
-Chaque prédiction est inscrite aux journaux d'audit et des inférences avant la réponse (sinon 503).
-
-Chaque réponse porte l'en-tête `X-Model-Version` et l'en-tête `X-Request-ID` (celui que vous envoyez, s'il est raisonnable,
-sinon un nouveau) : citez-le pour signaler un problème. Les erreurs sont en français :
-`{"detail": "...", "errors": [{"field": "...", "message": "..."}], "request_id": "..."}`.
+Chaque réponse porte les en-têtes `X-Model-Version` et `X-Request-ID` : citez ce dernier pour signaler un problème.
+Chaque prédiction est ajoutée aux journaux d'audit et des inférences avant la réponse ; si c'est impossible : 503.
+Les erreurs sont en français : `{"detail": "...", "errors": [{"field": "...", "message": "..."}], "request_id": "..."}`.
 Le formulaire web de l'étape 1 reste disponible à la racine `/`.
+
+**Accès** : sauf `GET /health` et `GET /version`, chaque adresse demande une clé dans l'en-tête `X-API-Key`
+(`make create-key NAME=... ROLE=...`), de rôle `reader` (surveillance), `operator` (prédictions, retours),
+`auditor` (audit) ou `admin` (modèles, clés) ; 401 : clé absente ou inconnue ; 403 : rôle non autorisé ;
+429 : trop de requêtes (en-tête `Retry-After`). Le flux `/stream` prend la clé dans l'en-tête de la poignée
+de main, à défaut dans le paramètre `api_key` de l'adresse.
 """
 
 
@@ -105,14 +84,6 @@ def body_limit(request: Request) -> int:
     if request.url.path == "/predict/batch":
         return settings.max_batch_rows * BATCH_BYTES_PER_ROW
     return settings.max_body_bytes
-
-
-def record_request(scope: dict[str, Any], status: int, latency_ms: float) -> None:
-    """Count a request in the metrics under its route; unknown addresses share one name (a bounded set)."""
-    metrics = getattr(scope["app"].state, "metrics", None)
-    if metrics is not None:
-        path = getattr(scope.get("route"), "path", None) or "(autre)"
-        metrics.record_request(f"{scope['method']} {path}", status, latency_ms)
 
 
 app = FastAPI(
@@ -134,7 +105,7 @@ for exc_class, handler in errors.HANDLERS.items():
     app.add_exception_handler(exc_class, handler)
 app.add_middleware(BodySizeLimit, limit_for=body_limit, on_too_large=errors.too_large)
 app.add_middleware(SecurityHeaders)
-app.add_middleware(RequestLog, on_error=errors.internal_error, model_version=model_version, record=record_request)
+app.add_middleware(RequestLog)  # outermost: sees all
 
 
 def main() -> None:

@@ -30,44 +30,35 @@ HTTP_MESSAGES = {
     405: "méthode non autorisée sur cette adresse",
     415: "type de contenu non pris en charge : envoyez du JSON (en-tête Content-Type: application/json)",
 }
-AUDIT_UNAVAILABLE = (
-    "journal d'audit indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), réessayez plus tard"
-)
 LOG_UNAVAILABLE = (
     "journal des inférences indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), "
     "réessayez plus tard"
 )
-FORM_PATHS = ("/", "/fichier")  # the web form's addresses answer in HTML, every other one in JSON
+AUDIT_UNAVAILABLE = (
+    "journal d'audit indisponible : la prédiction n'est pas rendue (aucune réponse sans sa trace), réessayez plus tard"
+)
 AUTH_STATUSES = (401, 403, 429)
 
 
 def wants_html(request: Request) -> bool:
     path = request.url.path
-    return path == "/" or path.startswith(FORM_PATHS[1]) or "text/html" in request.headers.get("accept", "")
+    return path == "/" or path.startswith("/fichier") or "text/html" in request.headers.get("accept", "")
 
 
 def error_response(
     request: Request, status_code: int, detail: str, errors: list[dict[str, str]] | None = None
 ) -> Response:
     """The French error a client gets: a page for a person in a browser, JSON for a program."""
-    if wants_html(request):
-        return error_page(request, status_code, *([e["message"] for e in errors] if errors else [detail]))
-    request_id = request.scope.get("state", {}).get("request_id", "")
-    body = {"detail": detail, "errors": errors or [], "request_id": request_id}
-    return JSONResponse(body, status_code=status_code)
+    if not wants_html(request):
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        return JSONResponse({"detail": detail, "errors": errors or [], "request_id": request_id}, status_code)
+    return error_page(request, status_code, *([e["message"] for e in errors] if errors else [detail]))
 
 
 def no_model(request: Request, exc: ModelUnavailable) -> Response:
-    if wants_html(request):
-        return error_page(
-            request, 503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}"
-        )
-    return error_response(request, 503, f"aucun modèle chargé : le service ne peut pas prédire ({exc})")
-
-
-def no_audit(request: Request, exc: AuditUnavailable) -> Response:
-    logger.error("request refused, state database unavailable: %s", exc)
-    return error_response(request, 503, AUDIT_UNAVAILABLE)
+    if not wants_html(request):
+        return error_response(request, 503, f"aucun modèle chargé : le service ne peut pas prédire ({exc})")
+    return error_page(request, 503, "Aucun modèle : lancez make model, puis redémarrez ce service.", f"Détail : {exc}")
 
 
 def no_log(request: Request, exc: LogUnavailable) -> Response:
@@ -75,17 +66,22 @@ def no_log(request: Request, exc: LogUnavailable) -> Response:
     return error_response(request, 503, LOG_UNAVAILABLE)
 
 
+def no_audit(request: Request, exc: AuditUnavailable) -> Response:
+    logger.error("request refused, state database unavailable: %s", exc)
+    return error_response(request, 503, AUDIT_UNAVAILABLE)
+
+
 def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-    if wants_html(request):
-        fields = [str(e["loc"][-1]) for e in exc.errors()]
-        if "fichier" in fields:
-            return error_page(
-                request, 422, "aucun fichier reçu : choisissez un fichier CSV avant de cliquer sur « Analyser »"
-            )
-        return error_page(request, 422, *(f"champ « {f} » manquant ou invalide" for f in fields))
-    errors = field_errors(exc.errors())
-    named = ", ".join(dict.fromkeys(e["field"] for e in errors))
-    return error_response(request, 422, f"requête refusée, à corriger : {named}", errors)
+    if not wants_html(request):
+        errors = field_errors(exc.errors())
+        named = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        return error_response(request, 422, f"requête refusée, à corriger : {named}", errors)
+    fields = [str(e["loc"][-1]) for e in exc.errors()]
+    if "fichier" in fields:
+        return error_page(
+            request, 422, "aucun fichier reçu : choisissez un fichier CSV avant de cliquer sur « Analyser »"
+        )
+    return error_page(request, 422, *(f"champ « {f} » manquant ou invalide" for f in fields))
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:
@@ -111,8 +107,8 @@ def too_large(request: Request, limit: int) -> Response:
 
 HANDLERS = {
     ModelUnavailable: no_model,
-    AuditUnavailable: no_audit,
     LogUnavailable: no_log,
+    AuditUnavailable: no_audit,
     RequestValidationError: invalid_request,
     HTTPException: http_error,
 }

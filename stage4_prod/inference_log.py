@@ -3,16 +3,14 @@
     logs/inferences-2026-01-05.csv
     time;request_id;source;equipment_id;model_version;accelerometer1_rms;...;score;decision;latency_ms
 
-One line per scored reading, whatever asked for it (``source``: api, batch_api, csv_api,
-stream, batch_cli), with the request id a client can quote and the model version that
-answered. The header is written once, when the day's file is created.
-Several threads and processes (uvicorn workers, a batch job) append to the same file:
-``common.shared_file`` takes a lock around each append, so lines are never interleaved.
+One line per scored reading, whatever asked for it (``source``), with the request id a
+client can quote. Uvicorn workers and batch jobs append to the same file:
+``common.shared_file`` locks each append, so lines are never interleaved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,17 +21,8 @@ from common import shared_file
 from common.fast_text import csv_lines
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES
 
-COLUMNS = (
-    "time",
-    "request_id",
-    "source",
-    "equipment_id",
-    "model_version",
-    *SENSOR_NAMES,
-    "score",
-    "decision",
-    "latency_ms",
-)
+CALL = ("time", "request_id", "source", EQUIPMENT_ID, "model_version")  # when, who asked, which model answered
+COLUMNS = (*CALL, *SENSOR_NAMES, "score", "decision", "latency_ms")
 SEPARATOR = ";"
 PATTERN = "inferences-*.csv"
 
@@ -47,32 +36,18 @@ def log_path(directory: Path, when: datetime) -> Path:
     return Path(directory) / f"inferences-{when.astimezone(UTC):%Y-%m-%d}.csv"
 
 
-def _lines(rows: Sequence[Sequence[object]]) -> str:
-    return csv_lines(rows, SEPARATOR)  # what csv.writer writes, a column at a time (common.fast_text)
-
-
 def record(
     directory: Path, source: str, request_id: str, scored: pd.DataFrame, latency_ms: float, when: datetime | None = None
 ) -> None:
-    """Append one line per row of ``scored`` to the day's file.
+    """Append one line per row of ``scored`` (``scoring.with_scores``) to the day's file.
 
-    ``scored`` is a sensor frame with ``score``, ``decision`` and ``model_version``
-    columns (``scoring.with_scores``). ``latency_ms`` is the duration of the call that
-    produced these lines (a request, a stream message, a chunk of a batch job). Raises
-    LogUnavailable (an OSError, French message) if the log cannot be written: a
-    prediction that cannot be traced must not be answered as if it were.
+    ``latency_ms`` is the duration of the call that produced these lines. Raises
+    LogUnavailable (French): a prediction that cannot be traced must not be answered.
     """
-    if not len(scored):
-        return
     numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
-    rows = zip(
-        scored[EQUIPMENT_ID].tolist(),
-        scored["model_version"].tolist(),
-        numbers,
-        scored["decision"].tolist(),
-        strict=True,
-    )
-    _write(directory, source, request_id, [(e, v, *n, d) for e, v, n, d in rows], latency_ms, when)
+    columns = (scored[EQUIPMENT_ID].tolist(), scored["model_version"].tolist(), numbers, scored["decision"].tolist())
+    rows = [(e, v, *n, d) for e, v, n, d in zip(*columns, strict=True)]
+    _write(directory, source, request_id, rows, latency_ms, when)
 
 
 def record_reading(
@@ -84,32 +59,28 @@ def record_reading(
     latency_ms: float,
     when: datetime | None = None,
 ) -> None:
-    """``record`` for one reading (its sensors and ``equipment_id``) and its result
-    (``score``, ``decision``, ``model_version``): the same line, without a frame to build."""
+    """``record`` for one reading and its ``scoring.score_reading`` result, without a frame to build."""
     sensors = [float(reading[name]) for name in SENSOR_NAMES]
     row = (reading[EQUIPMENT_ID], result["model_version"], *sensors, float(result["score"]), result["decision"])
     _write(directory, source, request_id, [row], latency_ms, when)
 
 
-def _write(
-    directory: Path, source: str, request_id: str, rows: Sequence[tuple], latency_ms: float, when: datetime | None
-) -> None:
-    """Append ``rows`` (equipment, version, the sensors, score, decision), each with the call's time and latency."""
+def _write(directory: Path, source: str, request_id: str, rows: list, latency_ms: float, when: datetime | None) -> None:
+    if not rows:
+        return
     when = when or datetime.now(UTC)
-    stamp = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    latency = f"{latency_ms:.3f}"
-    text = _lines([(stamp, request_id, source, *row, latency) for row in rows])
-    path = log_path(Path(directory), when)
+    stamp, latency = when.astimezone(UTC).isoformat(timespec="milliseconds"), f"{latency_ms:.3f}"
+    text = csv_lines([(stamp, request_id, source, *row, latency) for row in rows], SEPARATOR)  # csv.writer's text
+    path = log_path(directory, when)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        shared_file.append_lines(path, text, _lines([COLUMNS]))
+        shared_file.append_lines(path, text, csv_lines([COLUMNS], SEPARATOR))
     except OSError as exc:
         raise LogUnavailable(f"journal des inférences {path} impossible à écrire : {exc.strerror or exc}") from exc
 
 
 def check_writable(directory: Path) -> None:
-    """Raise LogUnavailable (French) if ``directory`` is read-only or its disk full: what ``GET /health``
-    reports, without waiting for a prediction to fail."""
+    """Raise LogUnavailable (French) if ``directory`` is read-only or its disk full, as ``GET /health`` reports."""
     try:
         shared_file.check_writable(directory)
     except OSError as exc:

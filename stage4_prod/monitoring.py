@@ -1,14 +1,9 @@
-"""Monitoring: every prediction traced, ``GET /metrics`` for Prometheus, ``GET /metrics/json`` for people,
-``GET /monitoring`` for drift and the maintenance's feedback.
+"""Monitoring: every prediction traced, ``GET /metrics`` for Prometheus, ``GET /metrics/json`` for people.
 
-``/metrics`` serves the Prometheus text format through ``prometheus_client``: requests by
-route and status, a latency histogram per route, predictions and anomalies per model
-version. With several uvicorn workers, each worker writes its counts to files in
-``PROMETHEUS_MULTIPROC_DIR`` (multiprocess mode, set and emptied by whoever starts the
-workers) and a scrape adds them up, whichever worker answers.
-``/metrics/json`` is the summary people read (``common.request_stats``), per process.
+With several uvicorn workers, each writes its counts to ``PROMETHEUS_MULTIPROC_DIR``
+(emptied by whoever starts them, as the image does) and a scrape adds them up.
 Stage 4 adds the audit trail to every trace (committed before the answer leaves), the
-drift window, and ``/monitoring``; each route needs a key with the ``reader`` role.
+drift window, and ``GET /monitoring``; each route needs a key with the ``reader`` role.
 """
 
 from __future__ import annotations
@@ -34,17 +29,14 @@ from .drift import DriftMonitor
 from .models import KEY_ERRORS, error_doc
 
 router = APIRouter()
-# Our own registry: the metrics of this stage only, whatever else the process imported.
-REGISTRY = CollectorRegistry()
+REGISTRY = CollectorRegistry()  # this stage's metrics only, whatever else the process imported
 REQUESTS = Counter("pompe_requests", "Requêtes servies, par route et statut.", ["route", "status"], registry=REGISTRY)
-LATENCY = Histogram(
-    "pompe_request_duration_seconds", "Durée de traitement des requêtes, par route.", ["route"], registry=REGISTRY
-)
+LATENCY = Histogram("pompe_request_duration_seconds", "Durée des requêtes, par route.", ["route"], registry=REGISTRY)
 PREDICTIONS = Counter(
     "pompe_predictions", "Mesures notées, par version du modèle.", ["model_version"], registry=REGISTRY
 )
 ANOMALIES = Counter(
-    "pompe_anomalies", "Mesures jugées anormales, par version du modèle.", ["model_version"], registry=REGISTRY
+    "pompe_anomalies", "Mesures anormales, par version du modèle.", ["model_version"], registry=REGISTRY
 )
 
 
@@ -63,6 +55,14 @@ class Metrics(RequestStats):
             if decision == scoring.ANOMALY:
                 ANOMALIES.labels(version).inc(n)
         super().record_decisions(counts.elements())
+
+
+def record_request(scope: dict[str, Any], status: int, latency_ms: float) -> None:
+    """Count a request under its route; unknown addresses share one name (a bounded set)."""
+    metrics = getattr(scope["app"].state, "metrics", None)
+    if metrics is not None:
+        path = getattr(scope.get("route"), "path", None) or "(autre)"
+        metrics.record_request(f"{scope['method']} {path}", status, latency_ms)
 
 
 def elapsed_ms(start: float) -> float:
@@ -135,8 +135,8 @@ def drift_report(state_db: Any, loaded: LoadedModel, window: int) -> dict[str, A
 
 @router.get("/metrics", summary="Indicateurs au format Prometheus", response_class=Response, responses=KEY_ERRORS)
 def metrics(request: Request, who: Reader) -> Response:
-    """Requêtes par route et statut, histogramme des latences, prédictions et anomalies par version du
-    modèle, au format texte de Prometheus ; tous les processus du service comptés ensemble."""
+    """Requêtes par route et statut, latences, prédictions et anomalies par version du modèle ; tous les
+    processus du service comptés ensemble."""
     folder = request.app.state.settings.prometheus_multiproc_dir
     registry = REGISTRY
     if folder is not None:
@@ -147,9 +147,8 @@ def metrics(request: Request, who: Reader) -> Response:
 
 @router.get("/metrics/json", summary="Indicateurs depuis le démarrage, en JSON", responses=KEY_ERRORS)
 def metrics_json(request: Request, who: Reader) -> dict[str, Any]:
-    """Requêtes par route et statut, taux d'erreur, latence p50/p95/p99 (ms), prédictions et taux
-    d'anomalies par version du modèle, depuis le démarrage de **ce processus** (avec plusieurs
-    processus uvicorn, chacun compte les requêtes qu'il a servies)."""
+    """Taux d'erreur, latence p50/p95/p99 (ms), taux d'anomalies par version du modèle, depuis le
+    démarrage du processus qui répond."""
     return request.app.state.metrics.snapshot(scoring.ANOMALY)
 
 

@@ -3,11 +3,9 @@
     API_KEY=pk_... python -m stage4_prod.replay mesures.csv --rate 10
     API_KEY=pk_... python -m stage4_prod.replay mesures.csv --rate 0 --url ws://serveur:8004/stream
 
-Reads a SKAB-format CSV (``common.data.read_chunks``: rejected rows are reported, not
-sent), sends each reading as one JSON message on the WebSocket ``/stream`` at ``--rate``
-readings per second (0: as fast as the service answers), and prints each decision in
-French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be
-used.
+Sends each valid reading of a SKAB-format CSV as one message on the WebSocket ``/stream``,
+``--rate`` per second (0: as fast as the service answers), and prints each decision in
+French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be used.
 """
 
 from __future__ import annotations
@@ -37,11 +35,8 @@ def readings_of(path: Path, equipment_id: str) -> Iterator[dict[str, Any]]:
     for valid, rejects in read_chunks(path, equipment_id=equipment_id):
         for line, reason in zip(rejects["ligne"], rejects["raison"], strict=True):
             print(f"ligne {line} non envoyée : {reason}", file=sys.stderr)
-        for row in valid.to_dict("records"):
-            message = {name: row[name] for name in SENSOR_NAMES}
-            message[EQUIPMENT_ID] = row[EQUIPMENT_ID]
-            message[TIMESTAMP] = row[TIMESTAMP].isoformat()
-            yield message
+        stamps = valid[TIMESTAMP].map(lambda stamp: stamp.isoformat())
+        yield from valid[[*SENSOR_NAMES, EQUIPMENT_ID]].assign(**{TIMESTAMP: stamps}).to_dict("records")
 
 
 def replay(
@@ -51,10 +46,9 @@ def replay(
     on_answer: Callable[[dict, dict], None],
     api_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Send each reading at ``rate`` per second (0: no pause), call ``on_answer(reading, answer)``, return the answers.
+    """Send each reading at ``rate`` per second, call ``on_answer(reading, answer)``, return the answers.
 
     ``api_key`` (an operator key) is sent in the handshake's ``X-API-Key`` header.
-    Raises OSError or websockets' WebSocketException if the service cannot be reached.
     """
     answers = []
     period = 1 / rate if rate > 0 else 0.0

@@ -1,8 +1,7 @@
-"""Score readings and files with a registered model: what the CLIs, the API, the form and the stream share.
+"""Score readings and files with a registered model: what the CLI and the web form share.
 
-A file is read and scored chunk by chunk with an IncrementalScorer: each reading is scored
-in the context of its equipment's previous readings, so a batch job, an uploaded file and
-a stream give the very same scores as scoring the whole series at once.
+Stage 3 adds files scored chunk by chunk, each reading after its equipment's previous ones:
+a batch job, an uploaded file and a stream give the scores of the whole series at once.
 """
 
 from __future__ import annotations
@@ -62,12 +61,10 @@ def score_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     equipment_id: str = DEFAULT_EQUIPMENT_ID,
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, float]]:
-    """Read and score a SKAB-format CSV chunk by chunk, in bounded memory.
+    """Read and score a SKAB-format CSV chunk by chunk, in bounded memory; DataError if it cannot be used.
 
-    Yields ``(scored, rejects, latency_ms)`` per chunk: the valid rows with their scores
-    (``with_scores``), the rejected rows with line, reason and text
-    (``common.data.read_chunks``), and the time spent scoring. The scores equal those of
-    the whole file scored at once. Raises common.data.DataError if the file cannot be used.
+    Yields ``(scored, rejects, latency_ms)`` per chunk: the valid rows ``with_scores``, the
+    rejected rows (``common.data.read_chunks``) and the time spent scoring.
     """
     scorer = IncrementalScorer(loaded.model)
     for valid, rejects in read_chunks(source, chunk_rows, equipment_id):

@@ -1,8 +1,7 @@
 """The WebSocket ``/stream``: one reading per message in, its score out, in the context of its equipment.
 
-The service keeps each equipment's recent readings (``common.incremental.IncrementalScorer``),
-so a reading streamed is scored exactly as in a batch of the same series. A message that
-cannot be scored gets a French answer naming the field; the connection stays open.
+The service keeps each equipment's recent readings (``common.incremental``), so a reading
+streamed is scored exactly as in a batch of the same series.
 Stage 4: the operator key is checked once, at the handshake; each reading is scored by the
 version the deployment pointer names when it arrives (one scorer per version,
 ``scoring.Scorers``) and audited before its answer leaves.
@@ -53,11 +52,7 @@ class MessageRefused(Exception):
 
 
 def score_message(state: Any, text: str) -> pd.DataFrame:
-    """Validate one stream message and score it after its equipment's previous readings, with the served version.
-
-    Raises MessageRefused (French) if the message is too large, not JSON, not a valid
-    reading, or not later than the previous reading of its equipment.
-    """
+    """Validate one message and score it after its equipment's previous readings; MessageRefused if it cannot be."""
     limit = state.settings.max_body_bytes
     if len(text.encode("utf-8")) > limit:
         raise MessageRefused(f"message trop volumineux : {size(limit)} au plus")
@@ -91,32 +86,29 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
 
 def stream_answer(state: Any, who: Principal, client: str | None, request_id: str, text: str) -> dict[str, Any]:
     """The answer to one stream message: its score, or why it was refused; audited, traced and counted."""
-    start = time.perf_counter()
+    start, status = time.perf_counter(), 200
     try:
         scored = score_message(state, text)
         trace(state, who, client, "stream", request_id, scored.drop(columns="threshold"), elapsed_ms(start))
+        row = scored.iloc[0]
+        answer = {
+            "score": float(row["score"]),
+            "decision": row["decision"],
+            "threshold": float(row["threshold"]),
+            "model_version": row["model_version"],
+            "equipment_id": row[EQUIPMENT_ID],
+            "timestamp": row[TIMESTAMP].isoformat(),
+        }
     except MessageRefused as exc:
-        state.metrics.record_request(STREAM_ROUTE, 422, elapsed_ms(start))
-        return {"detail": exc.detail, "errors": exc.errors, "request_id": request_id}
+        status, answer = 422, {"detail": exc.detail, "errors": exc.errors}
     except audit.AuditUnavailable as exc:
         logger.error("stream reading not answered, audit trail unavailable: %s", exc)
-        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
-        return {"detail": AUDIT_UNAVAILABLE, "errors": [], "request_id": request_id}
+        status, answer = 503, {"detail": AUDIT_UNAVAILABLE, "errors": []}
     except inference_log.LogUnavailable as exc:
         logger.error("stream reading not answered, inference log unavailable: %s", exc)
-        state.metrics.record_request(STREAM_ROUTE, 503, elapsed_ms(start))
-        return {"detail": LOG_UNAVAILABLE, "errors": [], "request_id": request_id}
-    state.metrics.record_request(STREAM_ROUTE, 200, elapsed_ms(start))
-    row = scored.iloc[0]
-    return {
-        "score": float(row["score"]),
-        "decision": row["decision"],
-        "threshold": float(row["threshold"]),
-        "model_version": row["model_version"],
-        "equipment_id": row[EQUIPMENT_ID],
-        "timestamp": row[TIMESTAMP].isoformat(),
-        "request_id": request_id,
-    }
+        status, answer = 503, {"detail": LOG_UNAVAILABLE, "errors": []}
+    state.metrics.record_request(STREAM_ROUTE, status, elapsed_ms(start))
+    return {**answer, "request_id": request_id}
 
 
 async def refuse_handshake(websocket: WebSocket, status: int, detail: str, headers: dict[str, str]) -> None:
