@@ -15,9 +15,9 @@ import pandas as pd
 from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from pydantic import ValidationError
 
-from common.data import DataError, frame_from_readings
+from common.data import DataError
 from common.messages import field_errors
-from common.readings import TimedReadingList
+from common.readings import TimedReadingList, readings_frame
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
 
 from . import scoring
@@ -32,20 +32,20 @@ router = APIRouter()
 BATCH_EXAMPLE = [EXAMPLE_READING, {**EXAMPLE_READING, "pressure": 150}]
 
 
-def validate_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[int], dict[int, list[dict[str, str]]]]:
+def validate_batch(items: list[Any]) -> tuple[list[Any], list[int], dict[int, list[dict[str, str]]]]:
     """The valid readings of a batch with their positions, and the French errors of the others by position.
 
     The whole list is validated by one ``TypeAdapter(list[TimedReading])``; its errors
     name the position of each refused reading, and the others are then read again, all valid.
     """
     try:
-        return [r.model_dump() for r in TimedReadingList.validate_python(items)], list(range(len(items))), {}
+        return TimedReadingList.validate_python(items), list(range(len(items))), {}
     except ValidationError as exc:
         errors: dict[int, list[dict[str, Any]]] = {}
         for error in exc.errors():
             errors.setdefault(error["loc"][0], []).append(error)
     positions = [i for i in range(len(items)) if i not in errors]
-    readings = [r.model_dump() for r in TimedReadingList.validate_python([items[i] for i in positions])]
+    readings = TimedReadingList.validate_python([items[i] for i in positions])
     return readings, positions, {i: field_errors(e) for i, e in sorted(errors.items())}
 
 
@@ -82,7 +82,7 @@ def predict_batch(
         )
     start = time.perf_counter()
     readings, positions, errors = validate_batch(items)
-    frame = frame_from_readings(readings).set_axis(positions)
+    frame = readings_frame(readings).set_axis(positions)
     scored = scoring.with_scores(frame, model.model.score(frame) if len(frame) else np.empty(0), model)
     trace(request.app.state, "api_batch", request_id, scored, elapsed_ms(start))
     results = [
