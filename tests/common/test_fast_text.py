@@ -101,3 +101,24 @@ def test_any_batch_of_rows_is_written_as_json_dumps_writes_it(rows):
 @given(st.lists(st.tuples(scalars, scalars, st.floats()), max_size=40))
 def test_any_rows_are_written_as_csv_writer_writes_them(rows):
     assert csv_lines(rows, ";") == plain_csv(rows, ";")
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t", "|", ":"])
+def test_neighbouring_float_columns_and_constant_columns_are_written_as_csv_writer_writes_them(delimiter):
+    varied = [AWKWARD_FLOATS[(i * 7) % len(AWKWARD_FLOATS)] * (1 + i / 1000) for i in range(200)]
+    rows = [
+        ("2026-01-05T10:00:00.000+00:00", "req;1", 'a "b"', x, 0.5 + i, float("nan") if i == 99 else 1.0, -x, 230.0)
+        for i, x in enumerate(varied)
+    ]
+    assert csv_lines(rows, delimiter) == plain_csv(rows, delimiter)
+    zeros = [(0.0 if i % 2 else -0.0, 0 if i % 3 else False, 0.0, i / 3, "0") for i in range(64)]
+    assert csv_lines(zeros, delimiter) == plain_csv(zeros, delimiter)  # equal values, written differently
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b;c"]), st.floats(), st.floats(), scalars), min_size=32, max_size=80),
+    st.sampled_from([";", ","]),
+)
+def test_any_rows_with_float_columns_side_by_side_are_written_as_csv_writer_writes_them(rows, delimiter):
+    assert csv_lines(rows, delimiter) == plain_csv(rows, delimiter)
