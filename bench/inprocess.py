@@ -147,7 +147,9 @@ async def measure(stage: str, path_name: str, repeats: int, profile: bool) -> No
     )
     if profiler:
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(35)
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(r"^(?!.*site-packages/(starlette|fastapi|anyio)/)", 30)
+        stats.sort_stats("tottime").print_stats(25)
         print(text.getvalue())
 
 
