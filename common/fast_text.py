@@ -17,7 +17,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import KeysView, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any
@@ -38,20 +39,29 @@ def canonical_json_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
     Raises what ``canonical_json`` raises for the first row it cannot write.
     """
-    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
-    if not keys or not all(type(key) is str for key in keys) or any(_keys_differ(row, keys) for row in rows):
-        return [canonical_json(row) for row in rows]
     n = len(rows)
-    parts = []
+    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
+    if (
+        not keys
+        or not all(type(key) is str for key in keys)
+        or set(map(type, rows)) != {dict}
+        or list(map(dict.keys, rows)).count(keys) != n  # the same keys (in any order: they are sorted)
+    ):
+        return [canonical_json(row) for row in rows]
+    parts, constant = [], ""  # the text shared by every row since the last column that varies
     for i, key in enumerate(sorted(keys)):
-        parts.append(["{,"[i > 0] + encode_basestring(key) + ":"] * n)
-        parts.append(_json_column(list(map(itemgetter(key), rows))))
-    parts.append(["}"] * n)
+        constant += "{,"[i > 0] + encode_basestring(key) + ":"
+        column = list(map(itemgetter(key), rows))
+        if type(column[0]) in JSON_SCALARS and _constant(column):
+            constant += _json(column[0])
+        else:
+            parts += [repeat(constant, n), _json_column(column)]
+            constant = ""
+    parts.append(repeat(constant + "}", n))
     return list(map("".join, zip(*parts, strict=True)))
 
 
-def _keys_differ(row: Any, keys: KeysView[str]) -> bool:
-    return type(row) is not dict or row.keys() != keys
+JSON_SCALARS = (str, int, float, type(None))  # a value equal to another is written alike if of the same type
 
 
 def _json(value: Any) -> str:
@@ -77,6 +87,10 @@ def _json_column(values: list[Any]) -> list[str]:
     types = set(map(type, values))
     if types == {float} and all(map(math.isfinite, values)):
         return float_texts(values)
+    if types == {str}:
+        return list(map(encode_basestring, values))
+    if types == {int}:
+        return list(map(int.__repr__, values))
     if not types <= {str, float, type(None)}:
         return list(map(_json, values))
     distinct = set(values)

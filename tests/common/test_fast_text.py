@@ -60,6 +60,16 @@ def test_rows_with_different_keys_or_types_fall_back_to_json_dumps():
     assert canonical_json_rows([[1, 2], "texte"]) == ["[1,2]", '"texte"']
 
 
+def test_columns_of_equal_values_are_written_value_by_value_when_json_writes_them_differently():
+    equal = [[0.0, -0.0], [0, False], [1, 1.0, True], [{"z": 0}, {"z": False}], ["x", "x"], [None, None]]
+    rows = [{f"k{j}": values[i % len(values)] for j, values in enumerate(equal)} | {"n": i} for i in range(64)]
+    assert canonical_json_rows(rows) == [plain_json(row) for row in rows]
+    shuffled = [dict(reversed(row.items())) if i % 2 else row for i, row in enumerate(rows)]
+    assert canonical_json_rows(shuffled) == [plain_json(row) for row in shuffled]
+    with pytest.raises(ValueError):
+        canonical_json_rows([{"a": "x", "score": float("nan")}] * 40)
+
+
 def test_sensor_columns_of_floats_are_written_as_repr():
     rows = [{"pressure": x, "temperature": 70.0 + i / 7} for i, x in enumerate(AWKWARD_FLOATS * 10)]
     assert canonical_json_rows(rows) == [plain_json(row) for row in rows]
