@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from pydantic import ValidationError
 
 from common.data import DataError
+from common.json_body import JsonRoute
 from common.messages import field_errors
 from common.readings import TimedReadingList, readings_frame
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
@@ -27,7 +28,7 @@ from .models import BatchResult, CsvResult, error_doc
 from .monitoring import elapsed_ms, trace
 from .pages import size
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)  # a batch body read by a faster JSON parser (common.json_body)
 
 BATCH_EXAMPLE = [EXAMPLE_READING, {**EXAMPLE_READING, "pressure": 150}]
 
