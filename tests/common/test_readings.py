@@ -24,13 +24,13 @@ def series(n: int) -> list[dict]:
     for i in range(n):
         reading = {**EXAMPLE_READING, "accelerometer1_rms": floats[i % len(floats)], "current": i % 7}
         reading[EQUIPMENT_ID] = ["pompe-01", "pompe-02", 'a;"b"'][i % 3]
-        stamp = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(seconds=i)
+        stamp = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(seconds=i, microseconds=7 * i)
         reading[TIMESTAMP] = stamp.isoformat() if i % 2 else stamp.astimezone().replace(tzinfo=None).isoformat()
         items.append(reading)
     return items
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 1000])
+@pytest.mark.parametrize("n", [0, 1, 2, 64, 65, 1000])
 def test_a_dated_batch_gives_the_frame_of_its_dumped_readings(n):
     readings = TimedReadingList.validate_python(series(n))
     pd.testing.assert_frame_equal(readings_frame(readings), plain_frame(readings))
