@@ -4,6 +4,9 @@
     python -m bench.inprocess stage4 batch --profile  # and the top of a cProfile of those calls
     python -m bench.inprocess stage3 stream           # one stream message (the WebSocket's handler)
 
+The services log as they do when served (an access line per request, on stderr): send
+stderr to /dev/null (``2>/dev/null``) to read the figures alone.
+
 The stage's ASGI app is called directly (its lifespan, middlewares, routes and thread pool,
 as uvicorn would call it), on a shared machine where a load test is too noisy to compare
 two versions of a path: what changes between them is what one request costs here. Paths:
@@ -34,7 +37,6 @@ PACKAGES = {"stage2": "stage2_shared", "stage3": "stage3_preprod", "stage4": "st
 def prepare(stage: str, workdir: Path) -> dict[str, str]:
     """Environment and headers as bench.targets gives its servers (a fresh log folder, stage 4's key)."""
     os.environ["LOG_DIR"] = str(workdir / "logs")
-    os.environ["LOG_LEVEL"] = "WARNING"  # no access line per call on the terminal
     headers = {"content-type": "application/json"}
     if stage == "stage4":
         from stage4_prod.auth import HEADER, create_key
