@@ -4,8 +4,8 @@
     python -m bench.inprocess stage4 batch --profile  # and the top of a cProfile of those calls
     python -m bench.inprocess stage3 stream           # one stream message (the WebSocket's handler)
 
-The services log as they do when served (an access line per request, on stderr): send
-stderr to /dev/null (``2>/dev/null``) to read the figures alone.
+The services log as they do when served (an access line per request), into /dev/null:
+only the figures are printed.
 
 The stage's ASGI app is called directly (its lifespan, middlewares, routes and thread pool,
 as uvicorn would call it), on a shared machine where a load test is too noisy to compare
@@ -95,7 +95,7 @@ def inline_thread_pool() -> None:
     anyio.to_thread.run_sync = run_sync
 
 
-async def measure(stage: str, path_name: str, repeats: int, profile: bool) -> None:
+async def measure(stage: str, path_name: str, repeats: int, profile: bool, report: io.TextIOBase) -> None:
     if profile:
         inline_thread_pool()
     app = importlib.import_module(f"{PACKAGES[stage]}.app").app
@@ -145,14 +145,15 @@ async def measure(stage: str, path_name: str, repeats: int, profile: bool) -> No
                 times.append((time.perf_counter() - start) * 1000)
     print(
         f"{stage} {path_name}: p50 {statistics.median(times):.3f} ms, mean {statistics.fmean(times):.3f} ms, "
-        f"min {min(times):.3f} ms over {repeats} calls" + (" (under cProfile)" if profiler else "")
+        f"min {min(times):.3f} ms over {repeats} calls" + (" (under cProfile)" if profiler else ""),
+        file=report,
     )
     if profiler:
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(r"^(?!.*site-packages/(starlette|fastapi|anyio)/)", 30)
         stats.sort_stats("tottime").print_stats(25)
-        print(text.getvalue())
+        print(text.getvalue(), file=report)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,7 +163,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    asyncio.run(measure(args.stage, args.path, args.repeats, args.profile))
+    report = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            asyncio.run(measure(args.stage, args.path, args.repeats, args.profile, report))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            report.flush()
 
 
 if __name__ == "__main__":
