@@ -92,6 +92,7 @@ def test_csv_lines_are_what_csv_writer_writes():
     assert csv_lines(rows, ";") == plain_csv(rows, ";")
     mixed = [("a", 1, True, 0.5), ("", 2, False, float("nan")), (None, -0.0, 3, float("inf"))]
     assert csv_lines(mixed, ";") == plain_csv(mixed, ";")
+    assert csv_lines(mixed * 10, ";") == plain_csv(mixed * 10, ";")  # enough rows to be written by column
     assert csv_lines([("",)], ";") == plain_csv([("",)], ";") == '""\n'  # a lone empty field is quoted
     assert csv_lines([], ";") == "" and csv_lines([("a", "b"), ("c",)], ",") == plain_csv([("a", "b"), ("c",)], ",")
 
