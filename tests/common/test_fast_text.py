@@ -55,8 +55,9 @@ def test_rows_of_a_batch_are_written_as_json_dumps_writes_each(n):
 
 
 def test_rows_with_different_keys_or_types_fall_back_to_json_dumps():
-    rows = [{"a": 1.0}, {"b": 2.0}, {"a": 1.0, "b": None}, {}, {1: "clé entière"}]
+    rows = [{"a": 1.0}, {"b": 2.0}, {"a": 1.0, "b": None}, {}, {1: "clé entière"}] * 2
     assert canonical_json_rows(rows) == [plain_json(row) for row in rows]
+    assert canonical_json_rows([{"a": 1.0}] * 9 + [{"a": 1.0, "b": 2}]) == ['{"a":1.0}'] * 9 + ['{"a":1.0,"b":2}']
     assert canonical_json_rows([[1, 2], "texte"]) == ["[1,2]", '"texte"']
 
 
