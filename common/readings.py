@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -122,9 +123,8 @@ def readings_frame(readings: Sequence[Any]) -> pd.DataFrame:
     """The sensor frame of validated readings (``Reading`` or ``TimedReading``), for the model to score.
 
     The same frame as ``common.data.frame_from_readings([r.model_dump() for r in readings])``
-    (a reading without ``timestamp`` is stamped now), read from the models' attributes a
-    column at a time rather than through a dict per reading: a batch of 1,000 readings is
-    mostly this copy.
+    (a reading without ``timestamp`` is stamped now, tested equal), read from the models'
+    attributes straight into arrays rather than through a dict per reading.
     """
     n = len(readings)
     now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
@@ -135,7 +135,8 @@ def readings_frame(readings: Sequence[Any]) -> pd.DataFrame:
         times = np.array(stamps, dtype="datetime64[us]")  # pandas' parser costs more for a few
     else:
         times = pd.to_datetime([now if t is None else t for t in stamps]).as_unit("us").to_numpy()
-    values = np.array(list(map(_sensor_values, readings)), dtype="float64").reshape(n, len(SENSOR_NAMES))
+    width = len(SENSOR_NAMES)
+    values = np.fromiter(chain.from_iterable(map(_sensor_values, readings)), "float64", n * width).reshape(n, width)
     columns: dict[str, Any] = {
         TIMESTAMP: times,
         EQUIPMENT_ID: np.array([r.equipment_id for r in readings], dtype=object),
