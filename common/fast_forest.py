@@ -145,13 +145,13 @@ class FastForest:
         np.negative(x, out=values[:, self.n_features :])
         flat = values.ravel()
         row_start = (np.arange(n) * (2 * self.n_features))[:, None]
-        node = np.broadcast_to(self.roots, (n, len(self.roots)))
-        for _ in range(self.depth):
-            column = self.feature[node]
+        node = self.roots.reshape(1, -1) if n == 1 else np.broadcast_to(self.roots, (n, len(self.roots)))
+        for _ in range(self.depth):  # take: numpy's indexing without its general machinery, the same values
+            column = self.feature.take(node)
             if n > 1:
                 column += row_start
-            node = self.child[node + (flat[column] < self.bound[node])]
-        return np.cumsum(self.term[node], axis=1)[:, -1]  # tree by tree, as scikit-learn sums them
+            node = self.child.take(node + (flat.take(column) < self.bound.take(node)))
+        return np.cumsum(self.term.take(node), axis=1)[:, -1]  # tree by tree, as scikit-learn sums them
 
     def _tree_by_tree_depths(self, x: np.ndarray) -> np.ndarray:
         """Summed path lengths of float32 rows ``x``, with scikit-learn's compiled walk of each tree."""

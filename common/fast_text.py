@@ -4,7 +4,8 @@ A batch of 1,000 readings writes 1,000 audit rows (their hash covers the canonic
 each) and 1,000 inference-log lines. Row by row, ``json.dumps`` and ``csv.writer`` spend
 most of their time writing floats and repeating the texts that every row of a batch shares
 (actor, request id, model version). These functions take the rows of a batch together and
-work column by column: floats with ``common.data.float_texts``, each distinct text once.
+work column by column: floats with ``common.data.float_texts`` (neighbouring float columns
+of a CSV row in one block), each distinct text once, a column of one value once.
 Their output is exactly that of the plain calls they replace, which the docstrings name and
 tests/common/test_fast_text.py compares on awkward values (-0.0, 5e-324, NaN, quotes,
 line separators, mixed types).
@@ -16,12 +17,16 @@ import csv
 import io
 import json
 import math
-from collections.abc import KeysView, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any
 
-from common.data import float_texts
+import numpy as np
+from pydantic_core import to_json
+
+from common.data import FLOAT_TEXTS_MIN_COLUMN, float_texts
 
 
 def canonical_json(value: Any) -> str:
@@ -29,25 +34,39 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+JSON_COLUMNS_MIN_ROWS = 8  # measured: below this many rows, json.dumps row by row is faster
+
+
 def canonical_json_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """``[canonical_json(row) for row in rows]``, worked out column by column when the rows are dicts with the same keys.
+    """``[canonical_json(row) for row in rows]``, worked out column by column when the rows (eight or more) are dicts
+    with the same keys.
 
     Raises what ``canonical_json`` raises for the first row it cannot write.
     """
-    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
-    if not keys or not all(type(key) is str for key in keys) or any(_keys_differ(row, keys) for row in rows):
-        return [canonical_json(row) for row in rows]
     n = len(rows)
-    parts = []
+    keys = rows[0].keys() if rows and type(rows[0]) is dict else {}
+    if (
+        n < JSON_COLUMNS_MIN_ROWS
+        or not keys
+        or not all(type(key) is str for key in keys)
+        or set(map(type, rows)) != {dict}
+        or list(map(dict.keys, rows)).count(keys) != n  # the same keys (in any order: they are sorted)
+    ):
+        return [canonical_json(row) for row in rows]
+    parts, constant = [], ""  # the text shared by every row since the last column that varies
     for i, key in enumerate(sorted(keys)):
-        parts.append(["{,"[i > 0] + encode_basestring(key) + ":"] * n)
-        parts.append(_json_column(list(map(itemgetter(key), rows))))
-    parts.append(["}"] * n)
+        constant += "{,"[i > 0] + encode_basestring(key) + ":"
+        column = list(map(itemgetter(key), rows))
+        if type(column[0]) in JSON_SCALARS and _constant(column):
+            constant += _json(column[0])
+        else:
+            parts += [repeat(constant, n), _json_column(column)]
+            constant = ""
+    parts.append(repeat(constant + "}", n))
     return list(map("".join, zip(*parts, strict=True)))
 
 
-def _keys_differ(row: Any, keys: KeysView[str]) -> bool:
-    return type(row) is not dict or row.keys() != keys
+JSON_SCALARS = (str, int, float, type(None))  # a value equal to another is written alike if of the same type
 
 
 def _json(value: Any) -> str:
@@ -73,6 +92,10 @@ def _json_column(values: list[Any]) -> list[str]:
     types = set(map(type, values))
     if types == {float} and all(map(math.isfinite, values)):
         return float_texts(values)
+    if types == {str}:
+        return list(map(encode_basestring, values))
+    if types == {int}:
+        return list(map(int.__repr__, values))
     if not types <= {str, float, type(None)}:
         return list(map(_json, values))
     distinct = set(values)
@@ -82,17 +105,68 @@ def _json_column(values: list[Any]) -> list[str]:
     return list(map(texts.__getitem__, values))
 
 
+CSV_COLUMNS_MIN_ROWS = 16  # measured: below this many rows, csv.writer itself is faster
+
+
 def csv_lines(rows: Sequence[Sequence[Any]], delimiter: str = ",") -> str:
     """What ``csv.writer(buffer, delimiter=delimiter, lineterminator="\\n").writerows(rows)`` writes, column by column.
 
-    Rows of one field, or of different lengths, are left to the plain writer (it quotes a
-    lone empty field).
+    A few rows (one reading), rows of one field, or of different lengths, are left to the
+    plain writer (it quotes a lone empty field). A column holding one value (the request id of a batch) is written
+    once; neighbouring columns of floats (a reading's sensors and its score) are written
+    together, each row's part in one piece (``_float_block``).
     """
-    width = len(rows[0]) if rows else 0
-    if width < 2 or any(len(row) != width for row in rows):
+    if len(rows) < CSV_COLUMNS_MIN_ROWS or len(rows[0]) < 2 or len(set(map(len, rows))) != 1:
         return _csv_plain(rows, delimiter)
-    columns = [_csv_column(list(column), delimiter) for column in zip(*rows, strict=True)]
-    return "\n".join(map(delimiter.join, zip(*columns, strict=True))) + "\n"
+    n, columns = len(rows), list(zip(*rows, strict=True))
+    constant = list(map(_constant, columns))
+    floats = [
+        not same and n >= FLOAT_TEXTS_MIN_COLUMN and set(map(type, column)) == {float}
+        for column, same in zip(columns, constant, strict=True)
+    ]
+    parts, start = [], 0
+    while start < len(columns):
+        end = start + 1
+        if floats[start] and delimiter in FLOAT_BLOCK_DELIMITERS:
+            while end < len(columns) and floats[end]:
+                end += 1
+        if end - start > 1:
+            parts.append(_float_block(columns[start:end], delimiter))
+        elif constant[start]:
+            parts.append(_csv_column([columns[start][0]], delimiter) * n)
+        else:
+            parts.append(_csv_column(list(columns[start]), delimiter))
+        start = end
+    return "\n".join(map(delimiter.join, zip(*parts, strict=True))) + "\n"
+
+
+def _constant(column: Sequence[Any]) -> bool:
+    """One value, written alike in every row: all equal (``count`` compares with ==), of one type, not a zero
+    (0.0 == -0.0)."""
+    first = column[0]
+    return column.count(first) == len(column) and len(set(map(type, column))) == 1 and first != 0
+
+
+FLOAT_BLOCK_DELIMITERS = frozenset(",;\t|")  # never inside a float's text: no float field is quoted
+
+
+def _float_block(columns: Sequence[Sequence[float]], delimiter: str) -> list[str]:
+    """Each row of neighbouring float columns as csv.writer writes it (``repr`` of each, joined by ``delimiter``).
+
+    pydantic's JSON writer writes the whole block in one compiled call, with the same
+    digits as ``repr`` (see ``common.data.float_texts``); the rows holding a value where the
+    two differ (an exponent, NaN, infinity) are written by ``repr``.
+    """
+    block = list(zip(*columns, strict=True))
+    text = to_json(block).decode()[2:-2]
+    if delimiter != ",":
+        text = text.replace(",", delimiter)
+    lines = text.split("]" + delimiter + "[")
+    size = np.abs(np.array(columns, dtype="float64"))
+    plain = (((size >= 1e-4) & (size < 1e16)) | (size == 0)).all(axis=0)  # NaN compares False
+    for i in np.flatnonzero(~plain).tolist():
+        lines[i] = delimiter.join(map(repr, block[i]))
+    return lines
 
 
 def _csv_plain(rows: Sequence[Sequence[Any]], delimiter: str) -> str:

@@ -14,9 +14,10 @@ import pandas as pd
 from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from pydantic import ValidationError
 
-from common.data import DataError, frame_from_readings
+from common.data import DataError
+from common.json_body import JsonRoute
 from common.messages import field_errors
-from common.readings import TimedReadingList
+from common.readings import TimedReadingList, readings_frame
 from common.registry import LoadedModel
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
 
@@ -27,24 +28,24 @@ from .models import BatchResult, CsvResult, error_doc
 from .monitoring import elapsed_ms, trace
 from .pages import size
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)  # a batch body read by a faster JSON parser (common.json_body)
 
 BATCH_EXAMPLE = [EXAMPLE_READING, {**EXAMPLE_READING, "pressure": 150}]
 
 
-def validate_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[int], dict[int, list[dict[str, str]]]]:
+def validate_batch(items: list[Any]) -> tuple[list[Any], list[int], dict[int, list[dict[str, str]]]]:
     """The valid readings with their positions, and the French errors of the others by position.
 
     One ``TypeAdapter(list[TimedReading])`` call; if some are refused, the others are read again.
     """
     try:
-        return [r.model_dump() for r in TimedReadingList.validate_python(items)], list(range(len(items))), {}
+        return TimedReadingList.validate_python(items), list(range(len(items))), {}
     except ValidationError as exc:
         errors: dict[int, list[dict[str, Any]]] = {}
         for error in exc.errors():
             errors.setdefault(error["loc"][0], []).append(error)
     positions = [i for i in range(len(items)) if i not in errors]
-    readings = [r.model_dump() for r in TimedReadingList.validate_python([items[i] for i in positions])]
+    readings = TimedReadingList.validate_python([items[i] for i in positions])
     return readings, positions, {i: field_errors(e) for i, e in sorted(errors.items())}
 
 
@@ -87,12 +88,14 @@ def predict_batch(
         )
     start = time.perf_counter()
     readings, positions, errors = validate_batch(items)
-    frame = frame_from_readings(readings).set_axis(positions)
+    frame = readings_frame(readings).set_axis(positions)
     scored = scoring.with_scores(frame, model.model.score(frame) if len(frame) else np.empty(0), model)
     trace(request.app.state, "api_batch", request_id, scored, elapsed_ms(start))
+    # As lists: a pandas column is slow to iterate.
+    columns = (scored[name].tolist() for name in ("score", "decision", EQUIPMENT_ID))
     results = [
         {"index": i, "score": s, "decision": d, "equipment_id": e}
-        for i, s, d, e in zip(positions, scored["score"], scored["decision"], scored[EQUIPMENT_ID], strict=True)
+        for i, s, d, e in zip(positions, *columns, strict=True)
     ]
     results += [{"index": i, "errors": e} for i, e in errors.items()]
     return BatchResult(

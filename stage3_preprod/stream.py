@@ -16,10 +16,9 @@ import pandas as pd
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
-from common.data import frame_from_readings
 from common.incremental import OutOfOrderError
 from common.messages import JSON_SYNTAX, field_errors
-from common.readings import TimedReading
+from common.readings import TimedReading, readings_frame
 from common.schema import EQUIPMENT_ID, TIMESTAMP
 
 from . import inference_log, scoring
@@ -63,7 +62,7 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         errors = field_errors(exc.errors())
         named = ", ".join(dict.fromkeys(e["field"] for e in errors))
         raise MessageRefused(f"mesure refusée, à corriger : {named}", errors) from None
-    frame = frame_from_readings([reading.model_dump()])
+    frame = readings_frame([reading])
     try:
         scores = state.scorer.score(frame)
     except OutOfOrderError as exc:

@@ -22,10 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from common.data import frame_from_readings
 from common.incremental import OutOfOrderError
 from common.messages import JSON_SYNTAX, field_errors
-from common.readings import TimedReading
+from common.readings import TimedReading, readings_frame
 from common.registry import RegistryError
 from common.schema import EQUIPMENT_ID, TIMESTAMP
 
@@ -74,7 +73,7 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         errors = field_errors(exc.errors())
         named = ", ".join(dict.fromkeys(e["field"] for e in errors))
         raise MessageRefused(f"mesure refusée, à corriger : {named}", errors) from None
-    frame = frame_from_readings([reading.model_dump()])
+    frame = readings_frame([reading])
     try:
         scores = state.scorers.get(loaded).score(frame)
     except OutOfOrderError as exc:
