@@ -23,6 +23,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from common.data import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, DataError, write_csv
 from common.registry import LoadedModel, RegistryError
 
@@ -130,18 +132,13 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
     progress(f"Lot {job_id} : {len(files)} fichier(s), modèle {loaded.version}, morceaux de {chunk_rows} lignes")
     summaries = []
     for path in files:
-        progress(f"- {path.name}…")
         summary = score_one(path, output, loaded, chunk_rows, settings.log_dir, job_id)
         summaries.append(summary)
         progress(
-            f"  {summary.statut} : {summary.lignes} mesures notées, {summary.rejetees} rejetées, "
-            f"{summary.anomalies} anomalie(s), {summary.duree_s:.1f} s"
-            + (f" ({summary.message})" if summary.message else "")
+            f"- {path.name} : {summary.statut}, {summary.lignes} mesures notées, {summary.rejetees} rejetées, "
+            f"{summary.anomalies} anomalie(s), {summary.duree_s:.1f} s {summary.message}"
         )
-    with open(output / SUMMARY, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(asdict(summaries[0])), delimiter=";", lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in summaries)
+    pd.DataFrame(map(asdict, summaries)).to_csv(output / SUMMARY, sep=";", index=False, lineterminator="\r\n")
     return summaries
 
 
