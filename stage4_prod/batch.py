@@ -132,7 +132,8 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
         summaries.append(summary)
         progress(
             f"- {path.name} : {summary.statut}, {summary.lignes} mesures notées, {summary.rejetees} rejetées, "
-            f"{summary.anomalies} anomalie(s), {summary.duree_s:.1f} s {summary.message}"
+            f"{summary.anomalies} anomalie(s), {summary.duree_s:.1f} s"
+            + (f" ({summary.message})" if summary.message else "")
         )
     pd.DataFrame(map(asdict, summaries)).to_csv(output / SUMMARY, sep=";", index=False, lineterminator="\r\n")
     return summaries
