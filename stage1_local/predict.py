@@ -1,7 +1,6 @@
 """The colleague's command line: score a CSV file, or one reading typed as options.
 
-    python -m stage1_local.predict mesures.csv                 # writes mesures_scores.csv
-    python -m stage1_local.predict mesures.csv --output res.csv
+    python -m stage1_local.predict mesures.csv [--output res.csv]    # by default: mesures_scores.csv
     python -m stage1_local.predict --accelerometer1-rms 0.027 --accelerometer2-rms 0.04 \\
         --current 1.2 --pressure 0.055 --temperature 71 --thermocouple 25.4 \\
         --voltage 230 --volume-flow-rate-rms 32

@@ -18,7 +18,9 @@ from .settings import Settings
 
 def load_model(settings: Settings) -> LoadedModel:
     """The model version the settings name (the latest if none), sha256 checked."""
-    return load(settings.model_version, settings.models_dir)
+    loaded = load(settings.model_version, settings.models_dir)
+    loaded.model.warm_up()  # the forest for large files, ready in the background (scikit-learn import)
+    return loaded
 
 
 def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> dict[str, Any]:

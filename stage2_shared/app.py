@@ -1,10 +1,11 @@
 """Stage 2: the shared tool, a REST API that colleagues on other sites call over HTTP.
 
-    uvicorn stage2_shared.app:app --port 8002     # or: python -m stage2_shared.app
+    python -m stage2_shared.app      # then open http://127.0.0.1:8002/docs
 
-This module builds the application: the lifespan that configures the logs and loads the
-model, the routers (``api.py``, and stage 1's form in ``pages.py``), the French errors
-(``errors.py``), the request log (``middleware.py``) and the body size limit.
+One reading typed in a form, or a SKAB-format CSV file, is scored with the registered
+model, loaded once at startup. This module builds the application: the lifespan that
+loads the model, the pages (``pages.py``, Jinja2 templates and one stylesheet), the API
+(``api.py``), the French errors (``errors.py``) and the request log (``middleware.py``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> None:
     """Serve the API and the page on the configured address (127.0.0.1:8002 by default)."""
     settings = get_settings()
     print(f"API de détection d'anomalies : http://{settings.host}:{settings.port}/docs (Ctrl+C pour arrêter)")
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

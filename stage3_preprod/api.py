@@ -93,15 +93,5 @@ def models(request: Request) -> ModelList:
         except RegistryError as exc:
             logger.warning("registry version %s skipped: %s", v, exc)
             continue
-        found.append(
-            ModelInfo(
-                version=v,
-                created_at=meta["created_at"],
-                git_commit=meta.get("git_commit", "inconnu"),
-                threshold=meta["threshold"],
-                training_rows=meta["training_data"]["rows"],
-                sha256=str(meta.get("sha256", ""))[:12],
-                served=v == served,
-            )
-        )
+        found.append(ModelInfo.model_validate({**meta, "version": v, "served": v == served}))
     return ModelList(served=served, models=found)

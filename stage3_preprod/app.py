@@ -1,11 +1,12 @@
 """Stage 3: pre-production, the API of stage 2 plus batches, a stream, an inference log and metrics.
 
-    uvicorn stage3_preprod.app:app --port 8003     # or: python -m stage3_preprod.app
+    python -m stage3_preprod.app      # then open http://127.0.0.1:8003/docs
 
-This module builds the application: the lifespan that configures the logs and loads the
-model, the routers (``api.py``, ``batch_api.py``, ``stream.py``, ``monitoring.py``, and stage
-1's form in ``pages.py``), the French errors (``errors.py``), the request log (``middleware.py``)
-and the body size limits.
+One reading typed in a form, or a SKAB-format CSV file, is scored with the registered
+model, loaded once at startup. This module builds the application: the lifespan that
+loads the model, the pages (``pages.py``, Jinja2 templates and one stylesheet), the APIs
+(``api.py``, ``batch_api.py``, ``stream.py``, ``monitoring.py``), the French errors
+(``errors.py``) and the request log (``middleware.py``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def main() -> None:
     """Serve the API and the page on the configured address (127.0.0.1:8003 by default)."""
     settings = get_settings()
     print(f"API de détection d'anomalies : http://{settings.host}:{settings.port}/docs (Ctrl+C pour arrêter)")
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

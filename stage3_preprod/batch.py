@@ -13,14 +13,15 @@ line in ``resume.csv`` says why); 2 when it cannot run (no input, no model, outp
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.data import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, DataError, write_csv
+import pandas as pd
+
+from common.data import DEFAULT_CHUNK_ROWS, DataError, write_csv
 from common.registry import LoadedModel, RegistryError
 
 from . import inference_log
@@ -68,19 +69,16 @@ def score_one(path: Path, output: Path, loaded: LoadedModel, chunk_rows: int, lo
     """Score one file into ``output``; a file-level problem is reported in the summary, not raised."""
     start = time.perf_counter()
     summary = FileSummary(fichier=path.name, statut="ok", modele=loaded.version)
-    scores_path, rejects_path = output / f"{path.stem}_scores.csv", output / f"{path.stem}_rejets.csv"
     shown, first = time.monotonic(), True
     try:
         with (
-            open(scores_path, "w", encoding="utf-8", newline="") as scores_file,
-            open(rejects_path, "w", encoding="utf-8", newline="") as rejects_file,
+            open(output / f"{path.stem}_scores.csv", "w", encoding="utf-8", newline="") as scores_file,
+            open(output / f"{path.stem}_rejets.csv", "w", encoding="utf-8", newline="") as rejects_file,
         ):
-            rejects_writer = csv.writer(rejects_file, delimiter=";", lineterminator="\r\n")
-            rejects_writer.writerow(REJECT_COLUMNS)
             for scored, rejects, latency_ms in score_chunks(loaded, path, chunk_rows, equipment_id=path.stem):
                 write_csv(scored, scores_file, with_equipment=True, header=first)
+                rejects.to_csv(rejects_file, sep=";", index=False, header=first, lineterminator="\r\n")
                 first = False
-                rejects_writer.writerows(rejects.itertuples(index=False))
                 inference_log.record(log_dir, "batch_cli", job, scored, latency_ms)
                 summary.lignes += len(scored)
                 summary.rejetees += len(rejects)
@@ -112,18 +110,14 @@ def run(source: Path, output: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> lis
     progress(f"Lot {job_id} : {len(files)} fichier(s), modèle {loaded.version}, morceaux de {chunk_rows} lignes")
     summaries = []
     for path in files:
-        progress(f"- {path.name}…")
         summary = score_one(path, output, loaded, chunk_rows, settings.log_dir, job_id)
         summaries.append(summary)
         progress(
-            f"  {summary.statut} : {summary.lignes} mesures notées, {summary.rejetees} rejetées, "
+            f"- {path.name} : {summary.statut}, {summary.lignes} mesures notées, {summary.rejetees} rejetées, "
             f"{summary.anomalies} anomalie(s), {summary.duree_s:.1f} s"
             + (f" ({summary.message})" if summary.message else "")
         )
-    with open(output / SUMMARY, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(asdict(summaries[0])), delimiter=";", lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in summaries)
+    pd.DataFrame(map(asdict, summaries)).to_csv(output / SUMMARY, sep=";", index=False, lineterminator="\r\n")
     return summaries
 
 

@@ -5,9 +5,9 @@ A reading itself is ``common.readings.Reading``, declared once for every stage.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, AliasPath, BaseModel, Field, create_model
 
 from common.schema import SENSORS
 
@@ -108,10 +108,12 @@ class CsvResult(Counts):
 class ModelInfo(BaseModel):
     version: str
     created_at: str
-    git_commit: str
+    git_commit: str = "inconnu"
     threshold: float
-    training_rows: int
-    sha256: str = Field(description="Début de l'empreinte sha256 de l'artefact (vérifiée au chargement).")
+    training_rows: int = Field(validation_alias=AliasPath("training_data", "rows"))
+    sha256: Annotated[str, AfterValidator(lambda digest: digest[:12])] = Field(
+        "", description="Début de l'empreinte sha256 de l'artefact (vérifiée au chargement)."
+    )
     served: bool = Field(description="Version servie par ce service.")
 
 

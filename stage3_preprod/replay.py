@@ -4,7 +4,7 @@
     python -m stage3_preprod.replay mesures.csv --rate 0 --url ws://serveur:8003/stream
 
 Sends each valid reading of a SKAB-format CSV as one message on the WebSocket ``/stream``,
-``--rate`` per second (0: as fast as the service answers), and prints each decision in
+at most ``--rate`` per second (0: as fast as the service answers), and prints each decision in
 French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be used.
 """
 
@@ -41,20 +41,15 @@ def readings_of(path: Path, equipment_id: str) -> Iterator[dict[str, Any]]:
 def replay(
     readings: Iterable[dict[str, Any]], url: str, rate: float, on_answer: Callable[[dict, dict], None]
 ) -> list[dict[str, Any]]:
-    """Send each reading at ``rate`` per second, call ``on_answer(reading, answer)``, return the answers."""
+    """Send each reading, at most ``rate`` per second, call ``on_answer(reading, answer)``, return the answers."""
     answers = []
-    period = 1 / rate if rate > 0 else 0.0
     with connect(url, open_timeout=10, close_timeout=5) as ws:
-        next_send = time.monotonic()
         for reading in readings:
-            pause = next_send - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            next_send = max(next_send + period, time.monotonic() - period)  # no burst after a slow answer
             ws.send(json.dumps(reading))
             answer = json.loads(ws.recv(timeout=30))
             on_answer(reading, answer)
             answers.append(answer)
+            time.sleep(1 / rate if rate > 0 else 0)
     return answers
 
 
@@ -77,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("fichier", help="fichier CSV au format SKAB")
     parser.add_argument("--rate", type=float, default=10.0, help="mesures par seconde (0 : sans pause ; défaut : 10)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"adresse du flux (défaut : {DEFAULT_URL})")
-    parser.add_argument("--equipement", default=None, help="identifiant d'équipement si le fichier n'en a pas")
     args = parser.parse_args(argv)
     path = Path(args.fichier)
     if not path.is_file():
@@ -85,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         answers = replay(
-            readings_of(path, args.equipement or path.stem),
+            readings_of(path, path.stem),
             args.url,
             args.rate,
             lambda reading, answer: print(describe(reading, answer), flush=True),

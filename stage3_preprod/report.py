@@ -36,31 +36,17 @@ def anomaly_rate_figure(logs: pd.DataFrame, step: str) -> Figure:
 
 
 def version_rows(logs: pd.DataFrame) -> list[list[str]]:
-    return [
-        [
-            str(v),
-            r["predictions"],
-            r["anomalies"],
-            f"{100 * r['anomaly_rate']:.2f} %",
-            f"{r['first']:{TIME}}",
-            f"{r['last']:{TIME}}",
-        ]
-        for v, r in by_version(logs).iterrows()
-    ]
+    table = by_version(logs)
+    table["anomaly_rate"] = (100 * table["anomaly_rate"]).map("{:.2f} %".format)
+    table["first"], table["last"] = table["first"].dt.strftime(TIME), table["last"].dt.strftime(TIME)
+    columns = ["predictions", "anomalies", "anomaly_rate", "first", "last"]
+    return table[columns].reset_index().astype(str).values.tolist()
 
 
 def latency_rows(table: pd.DataFrame) -> list[list[str]]:
-    return [
-        [
-            str(version),
-            kind,
-            f"{r['calls']:.0f}",
-            f"{r['readings']:.0f}",
-            f"{r['latency_p50']:.2f}",
-            f"{r['latency_p95']:.2f}",
-        ]
-        for (version, kind), r in latency_table(table).iterrows()
-    ]
+    latency = latency_table(table)
+    counts = latency[["calls", "readings"]].map("{:.0f}".format)
+    return counts.join(latency[["latency_p50", "latency_p95"]].map("{:.2f}".format)).reset_index().values.tolist()
 
 
 def build(logs: pd.DataFrame, models_dir: Path) -> str:

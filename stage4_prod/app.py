@@ -2,6 +2,12 @@
 
     uvicorn stage4_prod.app:app --port 8014 --workers 2     # or: python -m stage4_prod.app
 
+One reading typed in a form, or a SKAB-format CSV file, is scored with the registered
+model, loaded once at startup. This module builds the application: the lifespan that
+loads the model, the pages (``pages.py``, Jinja2 templates and one stylesheet), the APIs
+(``api.py``, ``batch_api.py``, ``stream.py``, ``monitoring.py``), the French errors
+(``errors.py``) and the request log (``middleware.py``).
+
 The routes of stage 3 now need an ``X-API-Key`` whose role allows them (``auth.py``, as
 dependencies in ``deps.py``); every prediction is audited (``audit.py``) before its answer
 leaves. Stage 4 adds ``GET /monitoring`` (``monitoring.py``), ``POST /feedback``

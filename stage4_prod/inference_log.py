@@ -1,11 +1,8 @@
 """The inference log: every prediction appended to a CSV file, one file per UTC day.
 
-    logs/inferences-2026-01-05.csv
-    time;request_id;source;equipment_id;model_version;accelerometer1_rms;...;score;decision;latency_ms
+    logs/inferences-2026-01-05.csv: time;request_id;source;equipment_id;model_version;<sensors>;score;decision;latency_ms
 
-One line per scored reading, whatever asked for it (``source``), with the request id a
-client can quote. Uvicorn workers and batch jobs append to the same file:
-``common.shared_file`` locks each append, so lines are never interleaved.
+Workers and batch jobs append to the same file: ``common.shared_file`` locks each append.
 """
 
 from __future__ import annotations
@@ -39,11 +36,9 @@ def log_path(directory: Path, when: datetime) -> Path:
 def record(
     directory: Path, source: str, request_id: str, scored: pd.DataFrame, latency_ms: float, when: datetime | None = None
 ) -> None:
-    """Append one line per row of ``scored`` (``scoring.with_scores``) to the day's file.
+    """Append one line per row of ``scored`` (``scoring.with_scores``), ``latency_ms`` being the call's duration.
 
-    ``latency_ms`` is the duration of the call that produced these lines. Raises
-    LogUnavailable (French): a prediction that cannot be traced must not be answered.
-    """
+    Raises LogUnavailable (French): a prediction that cannot be traced must not be answered."""
     numbers = scored[[*SENSOR_NAMES, "score"]].to_numpy(dtype="float64").tolist()
     columns = (scored[EQUIPMENT_ID].tolist(), scored["model_version"].tolist(), numbers, scored["decision"].tolist())
     rows = [(e, v, *n, d) for e, v, n, d in zip(*columns, strict=True)]

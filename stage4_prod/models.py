@@ -8,9 +8,9 @@ documents.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, AliasPath, BaseModel, ConfigDict, Field, create_model
 
 from common.schema import EQUIPMENT_ID_MAX_LENGTH, SENSORS
 
@@ -114,10 +114,12 @@ class CsvResult(Counts):
 class ModelInfo(BaseModel):
     version: str
     created_at: str
-    git_commit: str
+    git_commit: str = "inconnu"
     threshold: float
-    training_rows: int
-    sha256: str = Field(description="Début de l'empreinte sha256 de l'artefact (vérifiée au chargement).")
+    training_rows: int = Field(validation_alias=AliasPath("training_data", "rows"))
+    sha256: Annotated[str, AfterValidator(lambda digest: digest[:12])] = Field(
+        "", description="Début de l'empreinte sha256 de l'artefact (vérifiée au chargement)."
+    )
     served: bool = Field(description="Version servie par ce service.")
 
 

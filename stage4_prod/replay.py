@@ -4,7 +4,7 @@
     API_KEY=pk_... python -m stage4_prod.replay mesures.csv --rate 0 --url ws://serveur:8004/stream
 
 Sends each valid reading of a SKAB-format CSV as one message on the WebSocket ``/stream``,
-``--rate`` per second (0: as fast as the service answers), and prints each decision in
+at most ``--rate`` per second (0: as fast as the service answers), and prints each decision in
 French. Exit code 0 when the file was replayed, 2 when the file or the service cannot be used.
 """
 
@@ -46,24 +46,19 @@ def replay(
     on_answer: Callable[[dict, dict], None],
     api_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Send each reading at ``rate`` per second, call ``on_answer(reading, answer)``, return the answers.
+    """Send each reading, at most ``rate`` per second, call ``on_answer(reading, answer)``, return the answers.
 
     ``api_key`` (an operator key) is sent in the handshake's ``X-API-Key`` header.
     """
     answers = []
-    period = 1 / rate if rate > 0 else 0.0
     headers = {"X-API-Key": api_key} if api_key else None
     with connect(url, open_timeout=10, close_timeout=5, additional_headers=headers) as ws:
-        next_send = time.monotonic()
         for reading in readings:
-            pause = next_send - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            next_send = max(next_send + period, time.monotonic() - period)  # no burst after a slow answer
             ws.send(json.dumps(reading))
             answer = json.loads(ws.recv(timeout=30))
             on_answer(reading, answer)
             answers.append(answer)
+            time.sleep(1 / rate if rate > 0 else 0)
     return answers
 
 
@@ -86,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("fichier", help="fichier CSV au format SKAB")
     parser.add_argument("--rate", type=float, default=10.0, help="mesures par seconde (0 : sans pause ; défaut : 10)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"adresse du flux (défaut : {DEFAULT_URL})")
-    parser.add_argument("--equipement", default=None, help="identifiant d'équipement si le fichier n'en a pas")
     args = parser.parse_args(argv)
     path = Path(args.fichier)
     if not path.is_file():
@@ -95,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     key = get_settings().api_key  # from the environment, never the command line
     try:
         answers = replay(
-            readings_of(path, args.equipement or path.stem),
+            readings_of(path, path.stem),
             args.url,
             args.rate,
             lambda reading, answer: print(describe(reading, answer), flush=True),

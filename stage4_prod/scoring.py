@@ -1,7 +1,6 @@
 """Score readings and files with a registered model: what the CLI and the web form share.
 
-Stage 3 adds files scored chunk by chunk, each reading after its equipment's previous ones:
-a batch job, an uploaded file and a stream give the scores of the whole series at once.
+Stage 3 adds files scored chunk by chunk (``score_chunks``), as the whole series would be.
 """
 
 from __future__ import annotations
@@ -63,9 +62,7 @@ def score_chunks(
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, float]]:
     """Read and score a SKAB-format CSV chunk by chunk, in bounded memory; DataError if it cannot be used.
 
-    Yields ``(scored, rejects, latency_ms)`` per chunk: the valid rows ``with_scores``, the
-    rejected rows (``common.data.read_chunks``) and the time spent scoring.
-    """
+    Yields ``(valid rows with_scores, rejected rows, latency_ms)`` per chunk (``common.data.read_chunks``)."""
     scorer = IncrementalScorer(loaded.model)
     for valid, rejects in read_chunks(source, chunk_rows, equipment_id):
         start = time.perf_counter()

@@ -1,7 +1,6 @@
 """Train the anomaly model and register it as a new version: the notebook's logic as a script.
 
-    python -m stage4_prod.train --version 1.0.0
-    python -m stage4_prod.train --version 1.1.0 --data mes_mesures.csv
+    python -m stage4_prod.train --version 1.1.0 [--data mes_mesures.csv]
 
 Without ``--data`` the model learns from simulated normal operation of the pump
 bench. With ``--data`` (SKAB-format files or folders), rows labelled as anomalies,
