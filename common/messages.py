@@ -78,7 +78,8 @@ def reason(error: Mapping[str, Any], name: str) -> str:
         return sensor_reason(name, kind, value)
     if kind == "json_invalid":
         problem = JSON_SYNTAX.get(str(ctx.get("error", "")), "erreur de syntaxe")
-        return f"JSON mal formé ({problem}, caractère {error['loc'][-1]})"
+        where = error["loc"][-1:]  # FastAPI gives the character's position; pydantic's own parser none
+        return f"JSON mal formé ({problem}, caractère {where[0]})" if where else f"JSON mal formé ({problem})"
     if kind == "missing":
         return (
             "corps de requête manquant : une mesure en JSON est attendue"

@@ -130,3 +130,11 @@ def test_a_batch_is_validated_in_one_call_with_errors_located_by_item():
 )
 def test_errors_about_the_whole_body_name_it(error, message):
     assert field_errors([error]) == [{"field": "body", "message": message}]
+
+
+def test_a_json_syntax_error_without_a_position_is_worded_too():
+    """pydantic's own JSON parser (``model_validate_json``) reports no position: still a French message, no crash."""
+    with pytest.raises(ValidationError) as error:
+        Reading.model_validate_json("{")
+    [refusal] = field_errors(error.value.errors())
+    assert refusal["field"] == "body" and refusal["message"].startswith("body : JSON mal formé (")
