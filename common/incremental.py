@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,12 @@ DEFAULT_MAX_EQUIPMENTS = 10_000
 
 class OutOfOrderError(ValueError):
     """A reading is not later than the last one already scored for its equipment."""
+
+
+def out_of_order(equipment: str) -> OutOfOrderError:
+    return OutOfOrderError(
+        f"timestamp : les mesures de l'équipement {equipment} doivent arriver dans l'ordre chronologique, sans doublon"
+    )
 
 
 class _Tail(NamedTuple):
@@ -69,10 +76,7 @@ class IncrementalScorer:
             previous = tail.times[-1:] if tail is not None else times[:0]
             series = np.concatenate([previous, times])
             if np.any(series[1:] <= series[:-1]):
-                raise OutOfOrderError(
-                    f"timestamp : les mesures de l'équipement {equipment} doivent arriver dans l'ordre "
-                    "chronologique, sans doublon"
-                )
+                raise out_of_order(equipment)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Scores of ``frame``'s rows (in its order), each in the context of the readings before it.
@@ -81,8 +85,10 @@ class IncrementalScorer:
         the previous one of its equipment.
         """
         with self._lock:
-            if len(frame) == 1:
-                scores = self._score_one(frame)
+            if len(frame) == 1:  # left to the general path if out of order, to say so the same way
+                scores = self._score_one(
+                    frame[EQUIPMENT_ID].to_numpy()[0], frame[TIMESTAMP].to_numpy()[:1], sensor_values(frame)
+                )
                 if scores is not None:
                     return scores
             self._check_order(frame)
@@ -95,15 +101,27 @@ class IncrementalScorer:
                 self._remember(equipment, _Tail(rows[TIMESTAMP].to_numpy(), sensor_values(rows)))
         return scores
 
-    def _score_one(self, frame: pd.DataFrame) -> np.ndarray | None:
-        """Scores of a one-reading frame later than its equipment's last reading; None otherwise
-        (a reading out of order, or a time that does not compare), left to the general path."""
-        equipment = frame[EQUIPMENT_ID].to_numpy()[0]
-        time = frame[TIMESTAMP].to_numpy()[:1]
+    def score_reading(self, reading: Mapping[str, Any]) -> float:
+        """Score of one validated reading (sensor names, ``equipment_id``, ``timestamp`` as keys) after
+        its equipment's previous ones, with no frame to build: a stream message.
+
+        Same value, to the last bit, as ``score`` on the one-row frame of that reading. Raises
+        OutOfOrderError, with nothing recorded, if it is not later than the equipment's last reading.
+        """
+        time = np.array([reading[TIMESTAMP]], dtype="datetime64[us]")
+        values = np.array([[reading[name] for name in SENSOR_NAMES]], dtype="float64")
+        with self._lock:
+            scores = self._score_one(reading[EQUIPMENT_ID], time, values)
+        if scores is None:
+            raise out_of_order(reading[EQUIPMENT_ID])
+        return float(scores[0])
+
+    def _score_one(self, equipment: str, time: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+        """Scores of one reading later than its equipment's last reading; None otherwise (a reading
+        out of order, or a time that does not compare)."""
         tail = self._tails.get(equipment)
         if tail is not None and not time[0] > tail.times[-1]:
             return None
-        values = sensor_values(frame)
         if tail is not None:
             times, values = np.concatenate([tail.times, time]), np.concatenate([tail.values, values])
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.request_stats import RequestStats
+from common.schema import TIMESTAMP
 
 from . import inference_log, scoring
 
@@ -59,6 +61,11 @@ def record_request(scope: dict[str, Any], status: int, latency_ms: float) -> Non
 
 def elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
+
+
+def stamped(reading: dict[str, Any]) -> dict[str, Any]:
+    """``reading`` with its timestamp: its own (UTC, without zone), else now."""
+    return {**reading, TIMESTAMP: reading.get(TIMESTAMP) or datetime.now(UTC).replace(tzinfo=None)}
 
 
 def trace(state: Any, source: str, request_id: str, scored: pd.DataFrame, latency_ms: float) -> None:

@@ -12,18 +12,17 @@ import time
 import uuid
 from typing import Any
 
-import pandas as pd
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from common.incremental import OutOfOrderError
 from common.messages import JSON_SYNTAX, field_errors
-from common.readings import TimedReading, readings_frame
+from common.readings import TimedReading
 from common.schema import EQUIPMENT_ID, TIMESTAMP
 
 from . import inference_log, scoring
 from .errors import LOG_UNAVAILABLE
-from .monitoring import elapsed_ms, trace
+from .monitoring import elapsed_ms, stamped, trace_reading
 from .pages import size
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,9 @@ class MessageRefused(Exception):
         self.errors = errors or []
 
 
-def score_message(state: Any, text: str) -> pd.DataFrame:
-    """Validate one message and score it after its equipment's previous readings; MessageRefused if it cannot be."""
+def score_message(state: Any, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate one message and score it after its equipment's previous readings: the reading (stamped)
+    and its result (``scoring.result``); MessageRefused if it cannot be."""
     limit = state.settings.max_body_bytes
     if len(text.encode("utf-8")) > limit:
         raise MessageRefused(f"message trop volumineux : {size(limit)} au plus")
@@ -57,36 +57,27 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
     try:
-        reading = TimedReading.model_validate(payload)
+        reading = stamped(TimedReading.model_validate(payload).model_dump())
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         named = ", ".join(dict.fromkeys(e["field"] for e in errors))
         raise MessageRefused(f"mesure refusée, à corriger : {named}", errors) from None
-    frame = readings_frame([reading])
     try:
-        scores = state.scorer.score(frame)
+        score = state.scorer.score_reading(reading)
     except OutOfOrderError as exc:
         raise MessageRefused(
             f"mesure refusée, à corriger : {TIMESTAMP}", [{"field": TIMESTAMP, "message": str(exc)}]
         ) from None
-    return scoring.with_scores(frame, scores, state.model)
+    return reading, scoring.result(state.model, score)
 
 
 def stream_answer(state: Any, text: str) -> dict[str, Any]:
     """The answer to one stream message: its score, or why it was refused; traced and counted."""
     start, request_id, status = time.perf_counter(), uuid.uuid4().hex, 200
     try:
-        scored = score_message(state, text)
-        trace(state, "stream", request_id, scored, elapsed_ms(start))
-        row = scored.iloc[0]
-        answer = {
-            "score": float(row["score"]),
-            "decision": row["decision"],
-            "threshold": state.model.model.threshold_,
-            "model_version": state.model.version,
-            "equipment_id": row[EQUIPMENT_ID],
-            "timestamp": row[TIMESTAMP].isoformat(),
-        }
+        reading, result = score_message(state, text)
+        trace_reading(state, "stream", request_id, reading, result, elapsed_ms(start))
+        answer = {**result, EQUIPMENT_ID: reading[EQUIPMENT_ID], TIMESTAMP: reading[TIMESTAMP].isoformat()}
     except MessageRefused as exc:
         status, answer = 422, {"detail": exc.detail, "errors": exc.errors}
     except inference_log.LogUnavailable as exc:

@@ -70,7 +70,7 @@ def elapsed_ms(start: float) -> float:
 
 
 def stamped(reading: dict[str, Any]) -> dict[str, Any]:
-    """``reading`` with a timestamp for the audit trail: its own (UTC, without zone), else now."""
+    """``reading`` with its timestamp: its own (UTC, without zone), else now."""
     return {**reading, TIMESTAMP: reading.get(TIMESTAMP) or datetime.now(UTC).replace(tzinfo=None)}
 
 

@@ -27,7 +27,11 @@ def score_reading(loaded: LoadedModel, reading: Reading | Mapping[str, Any]) -> 
     Returns score, decision ("Normal" or "Anomalie"), threshold and model version.
     Raises pydantic's ValidationError (``common.messages`` words it) for an invalid reading.
     """
-    score = loaded.model.score_reading(dict(Reading.model_validate(reading)))
+    return result(loaded, loaded.model.score_reading(dict(Reading.model_validate(reading))))
+
+
+def result(loaded: LoadedModel, score: float) -> dict[str, Any]:
+    """What a scored reading's answer says: score, decision, threshold and model version."""
     return {
         "score": score,
         "decision": decide(score, loaded.model.threshold_),

@@ -16,7 +16,6 @@ import time
 import uuid
 from typing import Any
 
-import pandas as pd
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -24,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from common.incremental import OutOfOrderError
 from common.messages import JSON_SYNTAX, field_errors
-from common.readings import TimedReading, readings_frame
+from common.readings import TimedReading
 from common.registry import RegistryError
 from common.schema import EQUIPMENT_ID, TIMESTAMP
 
@@ -32,7 +31,7 @@ from . import audit, auth, inference_log, scoring
 from .deps import Principal, client_address, served_model
 from .errors import AUDIT_UNAVAILABLE, LOG_UNAVAILABLE
 from .middleware import request_id_from
-from .monitoring import elapsed_ms, trace
+from .monitoring import elapsed_ms, stamped, trace_reading
 from .pages import size
 
 logger = logging.getLogger(__name__)
@@ -50,8 +49,9 @@ class MessageRefused(Exception):
         self.errors = errors or []
 
 
-def score_message(state: Any, text: str) -> pd.DataFrame:
-    """Validate one message and score it after its equipment's previous readings; MessageRefused if it cannot be."""
+def score_message(state: Any, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate one message and score it after its equipment's previous readings: the reading (stamped)
+    and its result (``scoring.result``); MessageRefused if it cannot be."""
     limit = state.settings.max_body_bytes
     if len(text.encode("utf-8")) > limit:
         raise MessageRefused(f"message trop volumineux : {size(limit)} au plus")
@@ -68,36 +68,27 @@ def score_message(state: Any, text: str) -> pd.DataFrame:
         where = f", caractère {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         raise MessageRefused(f"message refusé : JSON mal formé ({problem}{where})") from None
     try:
-        reading = TimedReading.model_validate(payload)
+        reading = stamped(TimedReading.model_validate(payload).model_dump())
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         named = ", ".join(dict.fromkeys(e["field"] for e in errors))
         raise MessageRefused(f"mesure refusée, à corriger : {named}", errors) from None
-    frame = readings_frame([reading])
     try:
-        scores = state.scorers.get(loaded).score(frame)
+        score = state.scorers.get(loaded).score_reading(reading)
     except OutOfOrderError as exc:
         raise MessageRefused(
             f"mesure refusée, à corriger : {TIMESTAMP}", [{"field": TIMESTAMP, "message": str(exc)}]
         ) from None
-    return scoring.with_scores(frame, scores, loaded).assign(threshold=loaded.model.threshold_)
+    return reading, scoring.result(loaded, score)
 
 
-def stream_answer(state: Any, who: Principal, client: str | None, request_id: str, text: str) -> dict[str, Any]:
+async def stream_answer(state: Any, who: Principal, client: str | None, request_id: str, text: str) -> dict[str, Any]:
     """The answer to one stream message: its score, or why it was refused; audited, traced and counted."""
     start, status = time.perf_counter(), 200
     try:
-        scored = score_message(state, text)
-        trace(state, who, client, "stream", request_id, scored.drop(columns="threshold"), elapsed_ms(start))
-        row = scored.iloc[0]
-        answer = {
-            "score": float(row["score"]),
-            "decision": row["decision"],
-            "threshold": float(row["threshold"]),
-            "model_version": row["model_version"],
-            "equipment_id": row[EQUIPMENT_ID],
-            "timestamp": row[TIMESTAMP].isoformat(),
-        }
+        reading, result = score_message(state, text)
+        await trace_reading(state, who, client, "stream", request_id, reading, result, elapsed_ms(start))
+        answer = {**result, EQUIPMENT_ID: reading[EQUIPMENT_ID], TIMESTAMP: reading[TIMESTAMP].isoformat()}
     except MessageRefused as exc:
         status, answer = 422, {"detail": exc.detail, "errors": exc.errors}
     except audit.AuditUnavailable as exc:
@@ -146,8 +137,5 @@ async def stream(websocket: WebSocket) -> None:
         if text is None:  # a binary frame: read as UTF-8, within the same size limit
             text = (message.get("bytes") or b"")[: limit + 1].decode("utf-8", "replace")
         request_id = f"{connection_id}-{rank}"
-        # In the thread pool: the audit commit may wait for another process's write lock.
-        answer = await run_in_threadpool(
-            stream_answer, websocket.app.state, who, client_address(websocket), request_id, text
-        )
+        answer = await stream_answer(websocket.app.state, who, client_address(websocket), request_id, text)
         await websocket.send_json(answer)

@@ -85,3 +85,22 @@ def test_one_reading_not_later_than_the_last_is_refused_and_nothing_recorded(loa
     with pytest.raises(OutOfOrderError, match="ordre chronologique"):
         scorer.score(late)
     assert np.array_equal(scorer.score(a.iloc[10:11]), loaded_model.model.score(a.iloc[:11])[10:])
+
+
+def test_readings_scored_one_by_one_without_a_frame_equal_the_whole_series(loaded_model, series):
+    """``score_reading`` (a stream message: a validated reading as a mapping) gives the whole series' scores."""
+    whole = loaded_model.model.score(series)
+    scorer = IncrementalScorer(loaded_model.model)
+    readings = series.to_dict("records")
+    for reading in readings:
+        reading["timestamp"] = reading["timestamp"].to_pydatetime()
+    assert np.array_equal([scorer.score_reading(r) for r in readings], whole)
+
+
+def test_a_reading_not_later_than_the_last_is_refused_by_score_reading_and_nothing_recorded(loaded_model, series):
+    a = series[series["equipment_id"] == "a"].reset_index(drop=True).to_dict("records")
+    scorer = IncrementalScorer(loaded_model.model)
+    first = [scorer.score_reading(r) for r in a[:10]]
+    with pytest.raises(OutOfOrderError, match="l'équipement a doivent arriver dans l'ordre chronologique"):
+        scorer.score_reading(a[9])
+    assert [*first, scorer.score_reading(a[10])] == loaded_model.model.score(pd.DataFrame(a[:11])).tolist()
