@@ -151,7 +151,7 @@ def load_scenario(
     }
 
 
-# ---- Targets of issue 7 -----------------------------------------------------------------------------
+# ---- Targets of issue 18 (ratios within one run) ----------------------------------------------------------
 
 
 def find(results: dict, key: str, workers: int, clients: int, prefix: str = "POST") -> dict | None:
@@ -185,74 +185,98 @@ def targets(results: dict) -> list[dict]:
     def add(target: str, measured: str, ok: bool | None, gap: str = "") -> None:
         rows.append({"target": target, "measured": measured, "verdict": verdict(ok), "gap": gap})
 
-    one, floor = find(results, "stage2", 1, 1), find(results, "floor", 1, 1)
-    if one:
+    def ratio_at_least(target: str, ours: dict | None, base: dict | None, what: str, goal: float, unit: str) -> None:
+        if not (ours and base):
+            add(target, "non mesuré", None)
+            return
+        ratio = ours[what] / base[what]
         add(
-            "Étape 2 : une mesure p50 ≤ 0,5 ms",
-            f"{one['p50_ms']:.2f} ms (1 worker, 1 client)",
-            one["p50_ms"] <= 0.5,
-            f"x{one['p50_ms'] / 0.5:.1f} la cible"
-            + (f" ; FastAPI nu, même corps, aucun travail : {floor['p50_ms']:.2f} ms" if floor else ""),
+            target,
+            f"{ours[what]:,.0f} contre {base[what]:,.0f} {unit} : x{ratio:.2f}".replace(",", " "),
+            ratio >= goal,
+            "" if ratio >= goal else f"il manque x{goal / ratio:.2f}",
         )
-    four = find(results, "stage4", 1, 1)
-    if four:
+
+    def p50_at_most(target: str, ours: dict | None, base: dict | None, goal: float) -> None:
+        if not (ours and base):
+            add(target, "non mesuré", None)
+            return
+        ratio = ours["p50_ms"] / base["p50_ms"]
         add(
-            "Étape 4 : une mesure p50 ≤ 1 ms",
-            f"{four['p50_ms']:.2f} ms (1 worker, 1 client, clé operator)",
-            four["p50_ms"] <= 1.0,
-            f"x{four['p50_ms'] / 1.0:.1f} la cible",
+            target,
+            f"{ours['p50_ms']:.3f} contre {base['p50_ms']:.3f} ms : x{ratio:.2f}",
+            ratio <= goal,
+            "" if ratio <= goal else f"x{ratio / goal:.2f} au-dessus",
         )
-    else:
-        add("Étape 4 : une mesure p50 ≤ 1 ms", "étape 4 non mesurée", None)
-    for workers in (1, 2):
-        ours, theirs = find(results, "stage2", workers, 16), find(results, "mlflow", workers, 16)
-        if ours and theirs:
-            ratio = ours["requests_per_s"] / theirs["requests_per_s"]
-            bare = find(results, "floor", workers, 16)
-            add(
-                f"≥ 10x les requêtes/s de mlflow à 16 clients ({workers} worker(s))",
-                f"x{ratio:.1f} ({ours['requests_per_s']:.0f} contre {theirs['requests_per_s']:.0f} requêtes/s)",
-                ratio >= 10,
-                ("" if ratio >= 10 else f"il manque x{10 / ratio:.1f}")
-                + (f" ; FastAPI nu : x{bare['requests_per_s'] / theirs['requests_per_s']:.1f}" if bare else ""),
-            )
-        elif workers == 1:
-            add("≥ 10x les requêtes/s de mlflow à 16 clients", "mlflow non mesuré (make bench-peers)", None)
-    scorer_rows = {e["rows"]: e for e in results.get("scorer", [])}
-    raw = scorer_rows.get(1_000_000, {}).get("sklearn_forest", {}).get("rows_per_s")
-    for key in ("stage3", "stage4"):
-        for workers, clients in ((1, 1), (2, 16)):
-            batch = find(results, key, workers, clients, "POST /predict/batch")
-            if batch and raw:
-                ratio = batch["rows_per_s"] / raw
-                add(
-                    f"Lot de 1 000 lignes ≥ 1,0x scikit-learn brut, lignes/s sur 1 M ({key}, {workers} worker(s), "
-                    f"{clients} client(s))",
-                    f"{batch['rows_per_s']:,.0f} contre {raw:,.0f} lignes/s : x{ratio:.2f}".replace(",", " "),
-                    ratio >= 1.0,
-                    "" if ratio >= 1.0 else f"il manque x{1 / ratio:.1f}",
-                )
-    for workers in (1, 2):
-        ours, base = find(results, "stage4", workers, 16), find(results, "stage2", workers, 16)
-        if ours and base:
-            ratio = ours["requests_per_s"] / base["requests_per_s"]
-            add(
-                f"Étape 4 ≥ 0,5x le débit de l'étape 2 (une mesure, 16 clients, {workers} worker(s))",
-                f"{ours['requests_per_s']:.0f} contre {base['requests_per_s']:.0f} requêtes/s : x{ratio:.2f}"
-                + (f", {ours['errors']} erreur(s)" if ours["errors"] else ""),
-                ratio >= 0.5,
-                "" if ratio >= 0.5 else f"il manque x{0.5 / ratio:.1f}",
-            )
+
+    p50_at_most(
+        "Étape 2, une mesure, p50 ≤ 1,5x le plancher FastAPI (1 worker, 1 client)",
+        find(results, "stage2", 1, 1),
+        find(results, "floor", 1, 1),
+        1.5,
+    )
+    ratio_at_least(
+        "Étape 2, une mesure, 16 clients, 1 worker ≥ 0,6x le plancher",
+        find(results, "stage2", 1, 16),
+        find(results, "floor", 1, 16),
+        "requests_per_s",
+        0.6,
+        "requêtes/s",
+    )
+    p50_at_most(
+        "Étape 4, une mesure (clé operator, ligne d'audit), p50 ≤ 1,6x l'étape 2 (1 worker, 1 client)",
+        find(results, "stage4", 1, 1),
+        find(results, "stage2", 1, 1),
+        1.6,
+    )
+    ratio_at_least(
+        "Étape 4, une mesure, 16 clients, 2 workers ≥ 0,6x l'étape 2",
+        find(results, "stage4", 2, 16),
+        find(results, "stage2", 2, 16),
+        "requests_per_s",
+        0.6,
+        "requêtes/s",
+    )
+    raw = {e["rows"]: e for e in results.get("scorer", [])}.get(1_000_000, {}).get("sklearn_forest")
+    for key, goal in (("stage3", 0.5), ("stage4", 0.3)):
+        ratio_at_least(
+            f"{key}, lot de 1 000 mesures, 1 client ≥ {goal:.1f}x scikit-learn brut (lignes/s sur 1 M lignes)".replace(
+                ".", ","
+            ),
+            find(results, key, 1, 1, "POST /predict/batch"),
+            raw,
+            "rows_per_s",
+            goal,
+            "lignes/s",
+        )
+    ratio_at_least(
+        "Étape 3, flux, une connexion ≥ 0,6x ses requêtes/s HTTP d'une mesure (1 worker)",
+        find(results, "stage3", 1, 1, "WebSocket /stream"),
+        find(results, "stage3", 1, 1),
+        "requests_per_s",
+        0.6,
+        "messages ou requêtes/s",
+    )
+    ratio_at_least(
+        "Étape 2 ≥ 5x mlflow models serve (une mesure, 16 clients, 2 workers)",
+        find(results, "stage2", 2, 16),
+        find(results, "mlflow", 2, 16),
+        "requests_per_s",
+        5.0,
+        "requêtes/s",
+    )
     for key in ("stage2", "stage3", "stage4"):
-        for clients in (1, 16):
-            w1, w2 = find(results, key, 1, clients), find(results, key, 2, clients)
-            if w1 and w2:
-                ok = w2["p50_ms"] <= w1["p50_ms"] * 1.05  # within 5 %: the noise of one run
-                add(
-                    f"2 workers jamais plus lents par requête que 1 ({key}, une mesure, {clients} client(s), p50)",
-                    f"{w1['p50_ms']:.2f} → {w2['p50_ms']:.2f} ms",
-                    ok,
-                )
+        for label, prefix in (("une mesure", "POST"), ("lot", "POST /predict/batch")):
+            if key == "stage2" and label == "lot":
+                continue
+            ratio_at_least(
+                f"{key}, {label}, 16 clients : 2 workers ≥ 1,5x 1 worker",
+                find(results, key, 2, 16, prefix),
+                find(results, key, 1, 16, prefix),
+                "requests_per_s",
+                1.5,
+                "requêtes/s",
+            )
     for key in ("stage2", "stage3", "stage4"):
         for workers in (1, 2):
             s = startup(results, key, workers)
@@ -339,7 +363,13 @@ def markdown(results: dict) -> str:
                     f"| {s['concurrency']} | {fmt(s['p50_ms'], 3)} ms | {fmt(s['p99_ms'], 3)} ms | {fmt(s['requests_per_s'], 0)} "
                     f"| {fmt(s['rows_per_s'], 0)} | {s['errors']}{errors_detail(s)}{' (tronqué)' if s['truncated'] else ''} |"
                 )
-    out += ["", "## Cibles de l'issue 7", "", "| cible | mesuré | verdict | écart |", "|---|---|---|---|"]
+    out += [
+        "",
+        "## Cibles de l'issue 18 (rapports dans ce passage)",
+        "",
+        "| cible | mesuré | verdict | écart |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {t['target']} | {t['measured']} | {t['verdict']} | {t['gap']} |" for t in results["targets"]]
     if skipped:
         out += ["", "## Non mesuré", "", *skipped]
