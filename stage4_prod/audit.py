@@ -30,7 +30,7 @@ from typing import Any
 from common.fast_text import canonical_json, canonical_json_rows
 
 from . import __version__
-from .state import GENESIS, AuditUnavailable, db_path, group_commit, now_iso, reader, transaction
+from .state import GENESIS, AuditUnavailable, Refused, db_path, group_commit, now_iso, reader, transaction
 from .state import connect as connect  # the trail's callers open the state database with audit.connect
 
 KINDS = ("prediction", "deploy", "deploy_refused", "rollback", "key_create", "key_revoke", "feedback")
@@ -244,7 +244,7 @@ def query(
     try:
         since, until = utc_iso(since), utc_iso(until)
     except ValueError:
-        raise ValueError("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
+        raise Refused("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
     filters = {
         "actor = ?": user,
         "model_version = ?": model_version,

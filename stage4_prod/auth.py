@@ -53,8 +53,8 @@ DEFAULT_BURST = 40
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared when the id is unknown: same work either way
 
 
-class KeyRefused(ValueError):
-    """A key operation was refused (unknown role, unknown key...); the message is French."""
+class KeyRefused(state.Refused):
+    """A key operation was refused (unknown role, unknown key...)."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ def revoke_key(db_path, key_id: str, by: str = "cli") -> None:
     with closing(state.connect(db_path)) as conn, state.transaction(conn):
         row = conn.execute("SELECT name, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
-            raise KeyRefused(f"aucune clé d'identifiant « {key_id} »")
+            raise KeyRefused(f"aucune clé d'identifiant « {key_id} »", 404)
         if row["revoked_at"]:
-            raise KeyRefused(f"la clé {key_id} ({row['name']}) est déjà révoquée depuis {row['revoked_at']}")
+            raise KeyRefused(f"la clé {key_id} ({row['name']}) est déjà révoquée depuis {row['revoked_at']}", 409)
         conn.execute(
             "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?", (state.now_iso(), by, key_id)
         )

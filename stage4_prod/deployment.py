@@ -36,12 +36,8 @@ KEEP_LOADED = 4  # versions a worker keeps in memory: the served one and those a
 COLUMNS = "version, previous_version, action, deployed_at, by"
 
 
-class DeploymentError(Exception):
-    """A deploy or rollback was refused; the message (French) says why, ``status`` is the HTTP answer's."""
-
-    def __init__(self, message: str, status: int = 409):
-        super().__init__(message)
-        self.status = status
+class DeploymentError(state.Refused):
+    """A deploy or rollback was refused."""
 
 
 @dataclass(frozen=True)

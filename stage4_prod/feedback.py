@@ -20,12 +20,8 @@ from . import audit, state
 VERDICTS = ("confirmed", "rejected", "missed")
 
 
-class FeedbackError(ValueError):
-    """A verdict was refused; the message is French, ``status`` suits an HTTP answer (404, 409, 422)."""
-
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
+class FeedbackError(state.Refused):
+    """A verdict was refused."""
 
 
 def record(

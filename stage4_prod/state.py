@@ -56,6 +56,14 @@ class AuditUnavailable(Exception):
     """The state database, hence the audit trail, cannot be used: the caller answers 503, never the prediction."""
 
 
+class Refused(ValueError):
+    """A change a user asked for was refused: a French message and the HTTP ``status`` errors.py answers with."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
 def db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path) if path else get_settings().state_db
 
