@@ -26,7 +26,6 @@ from . import __version__
 from .state import GENESIS, AuditUnavailable, Refused, db_path, group_commit, now_iso, reader, transaction
 from .state import connect as connect  # the trail's callers open the state database with audit.connect
 
-KINDS = ("prediction", "deploy", "deploy_refused", "rollback", "key_create", "key_revoke", "feedback")
 # What a row's hash covers (prev_hash and row_hash are the chain itself).
 CONTENT = (
     "seq",

@@ -78,7 +78,7 @@ def initialize(db_path, version: str, by: str = "démarrage") -> Pointer:
         return _current(conn) or _move(conn, version, None, "initial", by, {"initial": True})
 
 
-def check_candidate(loaded: LoadedModel, max_alarm_rate: float = MAX_ALARM_RATE) -> dict[str, Any]:
+def check_candidate(loaded: LoadedModel) -> dict[str, Any]:
     """Score a simulated normal day with the candidate: finite scores, few alarms; what was measured."""
     sample = simulate("normal", seed=CHECK_SEED, hours=CHECK_HOURS)
     try:
@@ -90,11 +90,11 @@ def check_candidate(loaded: LoadedModel, max_alarm_rate: float = MAX_ALARM_RATE)
     # A version commissioned for one pump (common.baseline) is judged on that pump's first readings, not the bench's.
     commissioned = "commissioning" in loaded.metadata
     rate = loaded.model.reference_["alarm_rate"] if commissioned else float(np.mean(scores > loaded.model.threshold_))
-    if rate > max_alarm_rate:
+    if rate > MAX_ALARM_RATE:
         judged_on = "ses lectures de mise en service" if commissioned else "mesures normales simulées"
         raise DeploymentError(
             f"le modèle {loaded.version} lève des alarmes sur {100 * rate:.1f} % de {judged_on} "
-            f"(au plus {100 * max_alarm_rate:.0f} % admis) : refusé",
+            f"(au plus {100 * MAX_ALARM_RATE:.0f} % admis) : refusé",
             422,
         )
     return {"sample_rows": len(sample), "alarm_rate": rate, "score_median": float(np.median(scores))}
