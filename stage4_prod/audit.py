@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.fast_text import canonical_json, canonical_json_rows
+from common.shared_sqlite import GroupCommit
 
 from . import __version__
-from .state import GENESIS, AuditUnavailable, Refused, db_path, group_commit, now_iso, reader, transaction
+from .state import GENESIS, AuditUnavailable, Refused, db_path, now_iso, reader, transaction
 from .state import connect as connect  # the trail's callers open the state database with audit.connect
 
 # What a row's hash covers (prev_hash and row_hash are the chain itself).
@@ -120,7 +121,13 @@ class Recorder:
     """The service's prediction rows through the group commit: the requests arriving together share one commit."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self._commits = group_commit(_chain, path)
+        target = db_path(path)
+
+        def commit(groups: list[list[dict[str, Any]]]) -> list[int]:
+            with transaction(reader(target)) as conn:
+                return _chain(conn, groups)
+
+        self._commits = GroupCommit(commit, thread_name="audit-writer")
 
     def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
         entries = _entries(rows, "prediction")

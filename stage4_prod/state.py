@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
+from common.shared_sqlite import begin_immediate, thread_connection
 
 from .settings import get_settings
 
@@ -115,16 +114,3 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if isinstance(exc, sqlite3.Error):
             raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
         raise
-
-
-def group_commit(
-    write: Callable[[sqlite3.Connection, list], list], path: str | os.PathLike | None = None
-) -> GroupCommit:
-    """``write(conn, works)`` of the callers waiting at the same moment, in ONE ``transaction``."""
-    target = db_path(path)
-
-    def commit(works: list[Any]) -> list[Any]:
-        with transaction(reader(target)) as conn:
-            return write(conn, works)
-
-    return GroupCommit(commit, thread_name="audit-writer")

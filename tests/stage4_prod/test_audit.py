@@ -224,13 +224,13 @@ def test_callers_waiting_together_share_one_transaction_and_each_gets_its_own_ro
     recorder = audit.Recorder(path)
     recorder.record_predictions([prediction(0)])
     transactions = []
-    real_transaction = state.transaction
+    real_transaction = audit.transaction
 
     def counted(conn, **options):
         transactions.append(1)
         return real_transaction(conn, **options)
 
-    monkeypatch.setattr(state, "transaction", counted)
+    monkeypatch.setattr(audit, "transaction", counted)
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")  # another process writing: the first caller waits for it
     counts = {}
