@@ -49,16 +49,16 @@ def history_path() -> Path:
     return Path(os.environ.get("BLUEGREEN_HISTORY") or ROOT / "state" / "bluegreen.csv")
 
 
-def read_history() -> list[Entry]:
-    path = history_path()
+def read_history(path: Path | None = None) -> list[Entry]:
+    path = path or history_path()
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
         return [Entry(**row) for row in csv.DictReader(handle, delimiter=";")]
 
 
-def append_history(action: str, colour: str, tag: str) -> None:
-    path = history_path()
+def append_history(action: str, colour: str, tag: str, path: Path | None = None) -> None:
+    path = path or history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = Entry(datetime.now(UTC).isoformat(timespec="seconds"), action, colour, tag)
     new = not path.exists() or path.stat().st_size == 0
