@@ -72,10 +72,6 @@ def _entries(rows: Iterable[Mapping[str, Any]], kind: str | None = None) -> list
     return entries
 
 
-def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
-    return {**_entries([values])[0], "at": values.get("at") or at}
-
-
 def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list[int]:
     """Chain groups of ``_entries`` after the head, in the open transaction; the row count after each group."""
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()

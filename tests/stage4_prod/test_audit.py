@@ -112,7 +112,7 @@ def test_inserted_row_is_detected(db):
     for seq in range(11, 2, -1):  # make room at 3, as a careful forger would
         conn.execute("UPDATE audit SET seq = seq + 1 WHERE seq = ?", (seq,))
     prev = conn.execute("SELECT row_hash FROM audit WHERE seq = 2").fetchone()[0]
-    forged = {**audit._entry({**prediction(99, actor="intrus"), "kind": "prediction"}, audit.now_iso()), "seq": 3}
+    forged = {**audit._entries([prediction(99, actor="intrus")], "prediction")[0], "at": audit.now_iso(), "seq": 3}
     forged["prev_hash"], forged["row_hash"] = prev, audit.row_hash(prev, forged)
     conn.execute(
         f"INSERT INTO audit ({', '.join(audit.COLUMNS)}) VALUES ({', '.join('?' * len(audit.COLUMNS))})",
@@ -125,7 +125,7 @@ def test_inserted_row_is_detected(db):
 def test_forged_row_appended_without_the_head_is_detected(db):
     conn = raw(db)
     prev = conn.execute("SELECT row_hash FROM audit WHERE seq = 11").fetchone()[0]
-    forged = {**audit._entry({**prediction(99), "kind": "prediction"}, audit.now_iso()), "seq": 12}
+    forged = {**audit._entries([prediction(99)], "prediction")[0], "at": audit.now_iso(), "seq": 12}
     forged["prev_hash"], forged["row_hash"] = prev, audit.row_hash(prev, forged)
     conn.execute(
         f"INSERT INTO audit ({', '.join(audit.COLUMNS)}) VALUES ({', '.join('?' * len(audit.COLUMNS))})",
