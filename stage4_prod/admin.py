@@ -1,6 +1,6 @@
 """Administration, for the ``admin`` role and audited: deploy or roll back while requests flow, manage the keys.
 
-The work is in ``deployment.py`` and ``auth.py``; the endpoints are plain ``def`` (SQLite writes, for the thread pool).
+Plain ``def`` endpoints (SQLite writes, for the thread pool); a refusal is answered by errors.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 
 from . import auth, deployment
 from .deps import Deployer, KeyAdmin, RequestId, RollbackAdmin, client_address
-from .errors import error_response
 from .models import JSON_BODY_ERRORS, KEY_ERRORS, KeyIn, error_doc
 from .monitoring import elapsed_ms
 
@@ -33,17 +32,14 @@ def deploy_model(request: Request, version: str, who: Deployer, request_id: Requ
     """Vérifie la version candidate (empreinte sha256, chargement, scores sains sur un échantillon simulé),
     puis la sert : chaque processus bascule en moins d'une seconde, sans requête perdue. Audité."""
     state = request.app.state
-    try:
-        pointer, loaded = deployment.deploy(
-            state.settings.state_db,
-            version,
-            who.name,
-            state.settings.models_dir,
-            request_id=request_id,
-            client=client_address(request),
-        )
-    except deployment.DeploymentError as exc:
-        return error_response(request, exc.status, str(exc))
+    pointer, loaded = deployment.deploy(
+        state.settings.state_db,
+        version,
+        who.name,
+        state.settings.models_dir,
+        request_id=request_id,
+        client=client_address(request),
+    )
     state.models.add(loaded)
     return {**pointer.__dict__, "request_id": request_id}
 
@@ -56,12 +52,9 @@ def deploy_model(request: Request, version: str, who: Deployer, request_id: Requ
 def rollback_model(request: Request, who: RollbackAdmin, request_id: RequestId) -> Any:
     """Sert à nouveau la version que le dernier déploiement a remplacée (déjà en mémoire : moins d'une seconde). Audité."""
     start = time.perf_counter()
-    try:
-        pointer = deployment.rollback(
-            request.app.state.settings.state_db, who.name, request_id=request_id, client=client_address(request)
-        )
-    except deployment.DeploymentError as exc:
-        return error_response(request, exc.status, str(exc))
+    pointer = deployment.rollback(
+        request.app.state.settings.state_db, who.name, request_id=request_id, client=client_address(request)
+    )
     return {**pointer.__dict__, "switch_ms": round(elapsed_ms(start), 1), "request_id": request_id}
 
 
@@ -77,10 +70,7 @@ def list_api_keys(request: Request, who: KeyAdmin) -> list[dict[str, Any]]:
     responses={**KEY_ERRORS, **JSON_BODY_ERRORS, 422: error_doc("Nom ou rôle refusé.")},
 )
 def create_api_key(request: Request, who: KeyAdmin, body: KeyIn) -> Any:
-    try:
-        key = auth.create_key(request.app.state.settings.state_db, body.name, body.role, by=who.name)
-    except auth.KeyRefused as exc:
-        return error_response(request, 422, str(exc))
+    key = auth.create_key(request.app.state.settings.state_db, body.name, body.role, by=who.name)
     return {"key": key, "key_id": key[3:19], "name": body.name.strip(), "role": body.role}
 
 
@@ -90,8 +80,5 @@ def create_api_key(request: Request, who: KeyAdmin, body: KeyIn) -> Any:
     responses={**KEY_ERRORS, 404: error_doc("Aucune clé de cet identifiant."), 409: error_doc("Clé déjà révoquée.")},
 )
 def revoke_api_key(request: Request, who: KeyAdmin, key_id: str) -> Any:
-    try:
-        auth.revoke_key(request.app.state.settings.state_db, key_id, by=who.name)
-    except auth.KeyRefused as exc:
-        return error_response(request, 404 if "aucune clé" in str(exc) else 409, str(exc))
+    auth.revoke_key(request.app.state.settings.state_db, key_id, by=who.name)
     return {"key_id": key_id, "revoked": True}

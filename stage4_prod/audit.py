@@ -1,14 +1,8 @@
 """The audit trail: every prediction and every admin or business action, in one hash chain.
 
-Each row stores the previous row's hash and its own, ``sha256(prev_hash + canonical JSON of
-its content)``, its ``seq`` included: editing, inserting or deleting a row breaks the chain.
-Deleting the last rows breaks no link, so ``chain_head`` keeps the count and the last hash,
-moved in the same transaction. Against a rewrite of the whole file, keep the head hash that
-``verify`` prints out of the server's reach and pass it back with ``--ancre``. Rows are
-committed before the caller answers: ``AuditUnavailable`` means 503, never the prediction.
-
-    python -m stage4_prod.audit verify [--db FICHIER] [--ancre HASH]
-    python -m stage4_prod.audit export [--db FICHIER] [--utilisateur NOM] [--depuis ISO] > audit.csv
+Each row stores ``sha256(previous row's hash + canonical JSON of its content)``: editing, inserting
+or deleting a row breaks the chain; ``chain_head`` (count, last hash) catches a truncated tail, and
+the head hash ``verify`` prints, kept elsewhere (``--ancre``), a chain rewritten whole.
 """
 
 from __future__ import annotations
@@ -18,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import sqlite3
 import sys
@@ -28,12 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.fast_text import canonical_json, canonical_json_rows
+from common.shared_sqlite import GroupCommit
 
 from . import __version__
-from .state import GENESIS, AuditUnavailable, db_path, group_commit, now_iso, reader, transaction
+from .state import GENESIS, AuditUnavailable, Refused, db_path, now_iso, reader, transaction
 from .state import connect as connect  # the trail's callers open the state database with audit.connect
 
-KINDS = ("prediction", "deploy", "deploy_refused", "rollback", "key_create", "key_revoke", "feedback")
 # What a row's hash covers (prev_hash and row_hash are the chain itself).
 CONTENT = (
     "seq",
@@ -63,31 +56,20 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
 
 
 def _entries(rows: Iterable[Mapping[str, Any]], kind: str | None = None) -> list[dict]:
-    """Each row's content but ``seq``: checked (ValueError, then nothing is written), JSON columns as canonical text.
-
-    ``kind`` overrides each row's; a row without ``at`` gets the time ``_chain`` stamps.
-    """
+    """Each row's content but ``seq`` (``kind`` overrides each row's), JSON columns as canonical text."""
     entries = []
     for values in rows:
         entry = {name: values.get(name) for name in CONTENT[1:]}
         entry["kind"] = kind or entry["kind"]
         entry["app_version"] = entry["app_version"] or __version__
-        if entry["kind"] not in KINDS or not entry["actor"]:
-            raise ValueError(f"audit row refused: kind {entry['kind']!r}, actor {entry['actor']!r}")
         if entry["score"] is not None:
             entry["score"] = float(entry["score"])
-            if not math.isfinite(entry["score"]):
-                raise ValueError("an audited score must be finite")
         entries.append(entry)
     for name in ("inputs", "details"):  # a text is stored as it is; a batch's objects are written together
         objects = [entry for entry in entries if entry[name] is not None and not isinstance(entry[name], str)]
         for entry, text in zip(objects, canonical_json_rows([entry[name] for entry in objects]), strict=True):
             entry[name] = text
     return entries
-
-
-def _entry(values: Mapping[str, Any], at: str | None) -> dict[str, Any]:
-    return {**_entries([values])[0], "at": values.get("at") or at}
 
 
 def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list[int]:
@@ -112,39 +94,36 @@ def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list
 
 
 def append(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> int:
-    """Chain ``entries`` inside the caller's ``transaction``, with what it changes (a key, the pointer); the new count."""
-    if not conn.in_transaction:
-        raise RuntimeError("audit.append needs an open transaction (use state.transaction)")
+    """Chain ``entries`` inside the caller's ``transaction``, with what it changes (a key, the pointer)."""
     return _chain(conn, [_entries(entries)])[0]
 
 
 def record(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]], kind: str | None = None) -> int:
-    """Append ``entries`` in a transaction of their own, committed before returning (AuditUnavailable if not)."""
+    """Append ``entries`` in a transaction of their own, committed before returning."""
     prepared = _entries(entries, kind)
     with transaction(conn):
         return _chain(conn, [prepared])[0]
 
 
 def record_predictions(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
-    """The scored readings of one request (``actor``, ``request_id``, ``source``, ``equipment_id``, ``inputs``,
-    ``score``, ``decision``, ``model_version``, ``client``) in ONE transaction, before the answer."""
     return record(conn, rows, "prediction")
 
 
 def record_action(conn: sqlite3.Connection, kind: str, actor: str, details: Mapping[str, Any], **context) -> int:
-    """One admin or business action; ``context``: ``request_id``, ``client``, ``model_version``."""
     return record(conn, [{**context, "kind": kind, "actor": actor, "details": dict(details)}])
 
 
 class Recorder:
-    """The service's prediction rows through the group commit: the requests arriving together share one commit.
-
-    Rows are checked in the caller's thread (ValueError: nothing queued); a call returns the
-    count after its rows once committed, or raises AuditUnavailable (none of them written).
-    """
+    """The service's prediction rows through the group commit: the requests arriving together share one commit."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self._commits = group_commit(_chain, path)
+        target = db_path(path)
+
+        def commit(groups: list[list[dict[str, Any]]]) -> list[int]:
+            with transaction(reader(target)) as conn:
+                return _chain(conn, groups)
+
+        self._commits = GroupCommit(commit, thread_name="audit-writer")
 
     def record_predictions(self, rows: Iterable[Mapping[str, Any]]) -> int:
         entries = _entries(rows, "prediction")
@@ -188,8 +167,8 @@ class Report:
 
 
 def verify(path: str | os.PathLike | None = None, anchor: str | None = None) -> Report:
-    """Recompute the chain: an edited row (its hash), an inserted or deleted one (the next link, a gap in ``seq``),
-    a truncated tail (``chain_head``), a chain rewritten whole (``anchor``, a head kept elsewhere, is not in it)."""
+    """Recompute the chain: an edited, inserted or deleted row, a truncated tail (``chain_head``), a chain
+    rewritten whole (``anchor``, a head kept elsewhere, is not in it)."""
     conn = reader(path)
     count, head = conn.execute("SELECT count, head_hash FROM chain_head WHERE id = 1").fetchone()
     report, expected, anchored = Report(), 1, anchor in (None, GENESIS)
@@ -237,14 +216,11 @@ def query(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Rows matching the filters, oldest first, JSON columns decoded; ``since`` inclusive, ``until`` exclusive.
-
-    Raises ValueError (French) on a time that is not ISO 8601.
-    """
+    """Rows matching the filters, oldest first, JSON columns decoded; ``since`` inclusive, ``until`` exclusive."""
     try:
         since, until = utc_iso(since), utc_iso(until)
     except ValueError:
-        raise ValueError("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
+        raise Refused("date invalide : attendu le format ISO 8601, par exemple 2026-01-05T10:00:00Z") from None
     filters = {
         "actor = ?": user,
         "model_version = ?": model_version,
@@ -271,7 +247,7 @@ def query(
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The rows of ``query`` as ``;``-separated CSV (like the inference log), JSON columns as canonical text."""
+    """The rows of ``query`` as ``;``-separated CSV, like the inference log."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(COLUMNS)

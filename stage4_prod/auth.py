@@ -1,10 +1,8 @@
 """API keys, roles and the per-key rate limit, as FastAPI dependencies.
 
-A key is ``pk_<public id: 16 hex digits>.<32 random bytes>``; only its sha256 is stored. A
-slow hash (bcrypt, argon2) protects secrets that people choose; 256 random bits cannot be
-guessed whatever the hash, and a fast one keeps checking a key on every request cheap. Logs
-and the audit trail name the public id, never the key. Duties are separated
-(``PERMISSIONS``): an admin does not predict, an operator does not read the trail.
+A key is ``pk_<public id: 16 hex digits>.<32 random bytes>``; only its sha256 is stored (256 random
+bits need no slow hash, which protects secrets people choose). Logs and the audit trail name the
+public id, never the key. Duties are separated: an admin does not predict, an operator does not audit.
 """
 
 from __future__ import annotations
@@ -53,8 +51,8 @@ DEFAULT_BURST = 40
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared when the id is unknown: same work either way
 
 
-class KeyRefused(ValueError):
-    """A key operation was refused (unknown role, unknown key...); the message is French."""
+class KeyRefused(state.Refused):
+    """A key operation was refused (unknown role, unknown key...)."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,9 @@ def revoke_key(db_path, key_id: str, by: str = "cli") -> None:
     with closing(state.connect(db_path)) as conn, state.transaction(conn):
         row = conn.execute("SELECT name, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
-            raise KeyRefused(f"aucune clé d'identifiant « {key_id} »")
+            raise KeyRefused(f"aucune clé d'identifiant « {key_id} »", 404)
         if row["revoked_at"]:
-            raise KeyRefused(f"la clé {key_id} ({row['name']}) est déjà révoquée depuis {row['revoked_at']}")
+            raise KeyRefused(f"la clé {key_id} ({row['name']}) est déjà révoquée depuis {row['revoked_at']}", 409)
         conn.execute(
             "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?", (state.now_iso(), by, key_id)
         )
@@ -137,10 +135,7 @@ def authenticate(db_path, presented_key: str | None) -> Principal | None:
 
 
 class RateLimiter:
-    """A token bucket per key in this process's memory: ``rate_per_s`` on average, bursts of ``burst``.
-
-    Each uvicorn worker has its own buckets: the limit stops a runaway client, it is not billing.
-    """
+    """A token bucket per key, per worker: it stops a runaway client, it is not billing."""
 
     def __init__(self, rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST, clock=time.monotonic):
         self.rate_per_s, self.burst, self.clock = rate_per_s, burst, clock
@@ -175,7 +170,7 @@ class Authenticator:
         self.limiter = RateLimiter(rate_per_s, burst)
 
     def check(self, presented_key: str | None, action: str) -> Principal:
-        """The caller, if the key is active, its role may do ``action`` and its bucket has a token; else AuthError."""
+        """The caller, if its key is active, its role may do ``action`` and its bucket has a token."""
         principal = authenticate(self.db_path, presented_key)
         if principal is None:
             raise AuthError(401, UNKNOWN_KEY, {"WWW-Authenticate": f'ApiKey header="{HEADER}"'})
@@ -204,7 +199,7 @@ def require(action: str) -> Callable[..., Principal]:
     """A dependency that lets through the keys whose role may do ``action``, and returns the caller."""
 
     async def dependency(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
-        request.state.principal = request.app.state.auth.check(key, action)  # the request log and audit name it
+        request.state.principal = request.app.state.auth.check(key, action)  # for the request log
         return request.state.principal
 
     return dependency

@@ -1,16 +1,9 @@
 """Blue/green deploy of stage 4's image with Docker Compose: start, deploy a tag, roll back.
 
-    python -m stage4_prod.bluegreen up --tag 4.0.0     # the serving colour and the proxy
-    python -m stage4_prod.bluegreen deploy --tag 4.1.0 # the idle colour gets 4.1.0, then serves
-    python -m stage4_prod.bluegreen rollback           # back to the colour (and tag) that served before
-    python -m stage4_prod.bluegreen status | exec CMD... | logs --output DIR | down
-
 A deploy starts the idle colour, waits until Docker reports it healthy, points the proxy at it
-(``proxy/switch``: nginx reloads gracefully, requests in flight finish on the old colour), checks
-the service through the proxy (else switches back), then stops the old colour: kept, so that a
-rollback only starts it again. ``--no-build``: a release pulled both images, nothing is built.
-The history (time, action, colour, tag) is ``$BLUEGREEN_HISTORY`` or ``state/bluegreen.csv``: its
-last line serves. Standard library only: a deploy server needs Python 3 and Docker, no virtual env.
+(nginx reloads gracefully), checks it through the proxy (else switches back), then stops the old
+colour, kept for a rollback. The history's last line (``state/bluegreen.csv``) serves.
+Standard library only: a deploy server needs Python 3 and Docker, no virtual env.
 """
 
 from __future__ import annotations
@@ -64,7 +57,7 @@ def read_history(path: Path | None = None) -> list[Entry]:
         return [Entry(**row) for row in csv.DictReader(handle, delimiter=";")]
 
 
-def append_history(action: str, colour: str, tag: str, path: Path | None = None) -> Entry:
+def append_history(action: str, colour: str, tag: str, path: Path | None = None) -> None:
     path = path or history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = Entry(datetime.now(UTC).isoformat(timespec="seconds"), action, colour, tag)
@@ -72,7 +65,6 @@ def append_history(action: str, colour: str, tag: str, path: Path | None = None)
     with path.open("a", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter=";")
         writer.writerows([Entry._fields, entry] if new else [entry])
-    return entry
 
 
 @functools.cache
@@ -154,9 +146,7 @@ def up(tag: str, build: bool = True) -> None:
 
 
 def swap(action: str, target: Entry, current: Entry, recreate: bool) -> str:
-    """Start ``target``'s colour with its tag while ``current`` serves, switch, drain, stop ``current``'s.
-
-    Returns the timings, in French."""
+    """Start ``target``'s colour with its tag while ``current`` serves, switch, drain, stop ``current``'s."""
     began = time.monotonic()
     flags = ["--no-deps", "--no-build", *(["--force-recreate"] if recreate else []), *WAIT]
     compose("up", "-d", *flags, target.colour, tags={target.colour: target.tag})
@@ -212,8 +202,6 @@ def status() -> None:
 
 def exec_in_stack(command: list[str]) -> int:
     """Run ``command`` in the colour that serves: same state database, same logs, same model registry."""
-    if not command:
-        raise DeployError("indiquez la commande à lancer dans le conteneur")
     colour = served_colour()
     return subprocess.run([*compose_command(), "exec", "-T", colour, *command], cwd=ROOT).returncode
 

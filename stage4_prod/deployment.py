@@ -1,10 +1,8 @@
-"""Which model version is served: a pointer in SQLite that every worker follows; deploy and rollback move it.
+"""Which model version is served: the last row of the table ``deployment``, a pointer every worker follows.
 
-The table ``deployment`` (``state.py``) keeps one row per change; the last row is the pointer.
-A deploy checks the candidate first (sha256, loading, sane scores on a simulated normal day),
-then moves the pointer and writes its audit row in one transaction: a worker sees the old
-pointer or the new one, never half a switch. Each worker's ``ModelCache`` rereads the pointer
-and keeps the versions it loaded, so a rollback is one SQLite write and a dictionary look-up.
+A deploy checks the candidate (sha256, loading, sane scores), then moves the pointer with its audit
+row in one transaction. Each worker's ``ModelCache`` keeps the versions it loaded: a rollback is one
+SQLite write and a dictionary look-up.
 """
 
 from __future__ import annotations
@@ -36,12 +34,8 @@ KEEP_LOADED = 4  # versions a worker keeps in memory: the served one and those a
 COLUMNS = "version, previous_version, action, deployed_at, by"
 
 
-class DeploymentError(Exception):
-    """A deploy or rollback was refused; the message (French) says why, ``status`` is the HTTP answer's."""
-
-    def __init__(self, message: str, status: int = 409):
-        super().__init__(message)
-        self.status = status
+class DeploymentError(state.Refused):
+    """A deploy or rollback was refused."""
 
 
 @dataclass(frozen=True)
@@ -54,18 +48,17 @@ class Pointer:
 
 
 def _current(conn) -> Pointer | None:
-    rows = conn.execute(f"SELECT {COLUMNS} FROM deployment ORDER BY id DESC LIMIT 1").fetchall()  # no open read
+    rows = conn.execute(f"SELECT {COLUMNS} FROM deployment ORDER BY id DESC LIMIT 1").fetchall()
     return Pointer(*rows[0]) if rows else None
 
 
 def current(db_path=None) -> Pointer | None:
-    """The served version (None before the first start wrote it), read on this thread's open connection."""
+    """The served version (None before the first start wrote it)."""
     return _current(state.reader(db_path))
 
 
 def load_served(db_path=None, models_dir=None, default_version: str | None = None) -> LoadedModel:
-    """The pointer's version, else ``default_version``, else the latest, sha256 checked: what a command that
-    runs once scores with. A state database that does not exist yet is not created."""
+    """The pointer's version, else ``default_version``, else the latest: what a one-off command scores with."""
     pointer = current(db_path) if state.db_path(db_path).exists() else None
     return load(pointer.version if pointer else default_version, models_dir)
 
@@ -80,16 +73,13 @@ def _move(conn, version: str, previous: str | None, action: str, by: str, detail
 
 
 def initialize(db_path, version: str, by: str = "démarrage") -> Pointer:
-    """Write the first pointer if there is none yet (workers starting together: one writes), return the one in force."""
+    """Write the first pointer if there is none yet (workers starting together: one writes); the one in force."""
     with closing(state.connect(db_path)) as conn, state.transaction(conn):
         return _current(conn) or _move(conn, version, None, "initial", by, {"initial": True})
 
 
-def check_candidate(loaded: LoadedModel, max_alarm_rate: float = MAX_ALARM_RATE) -> dict[str, Any]:
-    """Score a simulated normal day with the candidate: every score and the threshold finite, few alarms.
-
-    Returns what was measured (audited with the deploy); DeploymentError (French) if not sane.
-    """
+def check_candidate(loaded: LoadedModel) -> dict[str, Any]:
+    """Score a simulated normal day with the candidate: finite scores, few alarms; what was measured."""
     sample = simulate("normal", seed=CHECK_SEED, hours=CHECK_HOURS)
     try:
         scores = np.asarray(loaded.model.score(sample), dtype="float64")
@@ -100,11 +90,11 @@ def check_candidate(loaded: LoadedModel, max_alarm_rate: float = MAX_ALARM_RATE)
     # A version commissioned for one pump (common.baseline) is judged on that pump's first readings, not the bench's.
     commissioned = "commissioning" in loaded.metadata
     rate = loaded.model.reference_["alarm_rate"] if commissioned else float(np.mean(scores > loaded.model.threshold_))
-    if rate > max_alarm_rate:
+    if rate > MAX_ALARM_RATE:
         judged_on = "ses lectures de mise en service" if commissioned else "mesures normales simulées"
         raise DeploymentError(
             f"le modèle {loaded.version} lève des alarmes sur {100 * rate:.1f} % de {judged_on} "
-            f"(au plus {100 * max_alarm_rate:.0f} % admis) : refusé",
+            f"(au plus {100 * MAX_ALARM_RATE:.0f} % admis) : refusé",
             422,
         )
     return {"sample_rows": len(sample), "alarm_rate": rate, "score_median": float(np.median(scores))}
@@ -119,11 +109,7 @@ def deploy(
     request_id: str | None = None,
     client: str | None = None,
 ) -> tuple[Pointer, LoadedModel]:
-    """Check ``version``, then serve it; returns the new pointer and the loaded model.
-
-    DeploymentError (French): 404 unknown version, 422 damaged or insane candidate, 409 already
-    served. A refused candidate changes nothing; the refusal is audited (``deploy_refused``).
-    """
+    """Check ``version``, then serve it; the new pointer and the loaded model. A refusal is audited too."""
     try:
         loaded = load(version, models_dir)
         measured = check(loaded)
@@ -146,14 +132,13 @@ def deploy(
 
 
 def rollback(db_path, by: str, request_id: str | None = None, client: str | None = None) -> Pointer:
-    """Serve again the version the last deploy replaced (DeploymentError 409 if none): no check, no loading,
-    it was checked when deployed and the workers still hold it. After 1.0 -> 1.1 -> 1.2: 1.1, then 1.0."""
+    """Serve again the version the last deploy replaced, unchecked (it was when deployed).
+    After 1.0 -> 1.1 -> 1.2: 1.1, then 1.0."""
     with closing(state.connect(db_path)) as conn, state.transaction(conn):
         now = _current(conn)
         if now is None or now.previous_version is None:
             raise DeploymentError("aucune version précédente vers laquelle revenir", 409)
         target = now.previous_version
-        # The version before the target is the one the target replaced when it was itself deployed.
         row = conn.execute(
             "SELECT previous_version FROM deployment WHERE version = ? AND action != 'rollback' ORDER BY id DESC LIMIT 1",
             (target,),
@@ -165,11 +150,9 @@ def rollback(db_path, by: str, request_id: str | None = None, client: str | None
 
 
 class ModelCache:
-    """This worker's loaded models and the one it serves, following the shared pointer (thread-safe).
+    """This worker's loaded models and the one it serves, following the pointer at most every ``check_interval_s``.
 
-    ``get()`` rereads the pointer at most every ``check_interval_s``. A new version is taken from
-    memory or loaded by one thread while the others keep serving; if it cannot be loaded, the
-    current model stays and the error is logged once.
+    One thread loads a new version while the others keep serving; one that cannot be loaded is logged once.
     """
 
     def __init__(self, db_path, models_dir=None, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S):
@@ -185,14 +168,14 @@ class ModelCache:
         return None if self._current is None else self._current.version
 
     def start(self, default_version: str | None = None) -> LoadedModel:
-        """Serve ``load_served``'s version; the very first start of a service writes the pointer, later ones follow it."""
+        """Serve ``load_served``'s version; the very first start writes the pointer."""
         loaded = load_served(self.db_path, self.models_dir, default_version)
         initialize(self.db_path, loaded.version)
         self.add(loaded)
         return self.get()
 
     def add(self, loaded: LoadedModel) -> None:
-        """Keep an already loaded model (the deploying worker's candidate), so that it is not loaded twice."""
+        """Keep the deploying worker's candidate, so that it is not loaded twice."""
         with self._lock:
             self._remember(loaded)
 
@@ -205,7 +188,7 @@ class ModelCache:
             del self._loaded[version]
 
     def get(self) -> LoadedModel:
-        """The model to serve now. RegistryError (French) only if no model could ever be loaded."""
+        """The model to serve now; RegistryError only if no model could ever be loaded."""
         served = self._current
         if served is not None and time.monotonic() < self._next_check:
             return served

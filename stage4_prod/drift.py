@@ -1,12 +1,8 @@
 """Drift monitoring: the last day of readings against the reference saved with the served model.
 
-Per sensor, the PSI decides the status (the KS test, ``common.drift_stats``, informs only);
-the window's alarm rate is compared with the reference's by a ratio rule (alarms come in
-bursts: a binomial test would cry wolf). A status change is logged with a stable French
-message (``dérive détectée``) for log watchers. The thresholds come from the calibration on
-simulated days (docs/annexes/decisions.md):
-
-    python -m stage4_prod.drift calibrate [--version 1.0.0] [--windows 200]
+Per sensor, the PSI decides the status (the KS test informs only); the alarm rate is compared with
+the reference's by a ratio rule (alarms come in bursts: a binomial test would cry wolf). A status
+change is logged as ``dérive détectée`` for log watchers. ``calibrate`` measures the thresholds.
 """
 
 from __future__ import annotations
@@ -41,8 +37,8 @@ def psi_status(value: float, warn: float = PSI_WARN, alert: float = PSI_ALERT) -
 
 
 class DriftMonitor:
-    """A thread-safe ring of the last ``window`` readings and decisions, compared with ``reference``
-    (``model.reference_``). Every ``check_every`` readings the statuses are checked and changes logged."""
+    """A thread-safe ring of the last ``window`` readings and decisions, compared with ``model.reference_``;
+    every ``check_every`` readings, the status changes are logged."""
 
     def __init__(
         self,
@@ -66,14 +62,12 @@ class DriftMonitor:
         self._lock = threading.Lock()
 
     def observe(self, readings: Any, decisions) -> None:
-        """Add readings (a frame, or dicts, with the sensor columns) and their decisions (``"Anomalie"`` or True)."""
+        """Add readings (a frame, or dicts) and their decisions (``"Anomalie"`` or True)."""
         if isinstance(readings, pd.DataFrame):
             values = readings[list(SENSOR_NAMES)].to_numpy(dtype="float64")
         else:
             values = np.array([[r[name] for name in SENSOR_NAMES] for r in readings], dtype="float64")
         alarms = np.array([d == ANOMALY if isinstance(d, str) else bool(d) for d in decisions], dtype=bool)
-        if len(alarms) != len(values):
-            raise ValueError("one decision per reading is needed")
         received, values, alarms = len(values), values[-self.window :], alarms[-self.window :]
         with self._lock:
             slots = (self._next + np.arange(len(values))) % self.window
@@ -131,7 +125,7 @@ class DriftMonitor:
         return sensors, rate, max(statuses, key=SEVERITY.__getitem__)
 
     def alarm_rate_check(self, alarms: int, n: int) -> dict[str, Any]:
-        """The window's alarm rate against the reference one (ratio rule, at least ``MIN_ALARMS`` alarms)."""
+        """The window's alarm rate against the reference one (judged from ``MIN_ALARMS`` alarms)."""
         expected = float(self.reference.get("alarm_rate") or 0.0)
         observed = alarms / n if n else 0.0
         status = OK
@@ -163,18 +157,14 @@ def window_report(reference: Mapping[str, Any], frame: pd.DataFrame, decisions, 
     return monitor.report(log=False)
 
 
-def false_alarm_rate(
-    reference: Mapping[str, Any], n_windows: int = 200, window: int = WINDOW, model=None, **thresholds
-):
-    """On ``n_windows`` simulated normal windows (two per bench, random offsets): the shares that alert and
-    warn, the largest PSI and alarm rate. Without ``model`` every reading counts as normal."""
+def false_alarm_rate(reference: Mapping[str, Any], model, n_windows: int = 200, **thresholds) -> dict[str, Any]:
+    """On ``n_windows`` simulated normal windows: the shares that alert and warn, the largest PSI and alarm rate."""
     rng, reports = np.random.default_rng(10_000), []
     for i in range(n_windows):
-        frame = simulate("normal", seed=10_000 + i // 2, hours=window / 60 + 24)
-        start = int(rng.integers(0, len(frame) - window + 1))
-        frame = frame.iloc[start : start + window]
-        decisions = model.predict(frame) if model is not None else [False] * window
-        reports.append(window_report(reference, frame, decisions, **thresholds))
+        frame = simulate("normal", seed=10_000 + i // 2, hours=WINDOW / 60 + 24)
+        start = int(rng.integers(0, len(frame) - WINDOW + 1))
+        frame = frame.iloc[start : start + WINDOW]
+        reports.append(window_report(reference, frame, model.predict(frame), **thresholds))
     return {
         "windows": n_windows,
         "alert_rate": sum(r["status"] == ALERT for r in reports) / n_windows,
@@ -185,8 +175,7 @@ def false_alarm_rate(
 
 
 def drift_windows(n_series: int = 20, window: int = WINDOW, seed: int = 0) -> list[tuple[str, pd.DataFrame]]:
-    """(recalibrated sensor, last ``window`` readings) of simulated ``drift`` series whose onset precedes them;
-    the sensor is the one that differs from the same seed's normal series."""
+    """(recalibrated sensor, last ``window`` readings) of simulated ``drift`` series whose onset precedes them."""
     hours, out = 2 * window / 60 + 48, []  # the onset falls in the second half
     for s in range(seed, seed + n_series):
         drifted, normal = simulate("drift", seed=s, hours=hours), simulate("normal", seed=s, hours=hours)
@@ -204,21 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         "calibrate", help="mesure le taux de fausses alertes sur des fenêtres normales simulées"
     )
     cmd.add_argument("--version", default="1.0.0", help="version du modèle dont la référence sert (défaut : 1.0.0)")
-    cmd.add_argument("--models-dir", default=None)
     cmd.add_argument("--windows", type=int, default=200)
-    cmd.add_argument("--window", type=int, default=WINDOW)
     cmd.add_argument("--psi-warn", type=float, default=PSI_WARN)
     cmd.add_argument("--psi-alert", type=float, default=PSI_ALERT)
     args = parser.parse_args(argv)
-    loaded = load(args.version, args.models_dir)
+    loaded = load(args.version)
     reference, thresholds = loaded.metadata["reference"], {"psi_warn": args.psi_warn, "psi_alert": args.psi_alert}
-    result = false_alarm_rate(reference, args.windows, args.window, model=loaded.model, **thresholds)
+    result = false_alarm_rate(reference, loaded.model, args.windows, **thresholds)
     drifted = [
         (sensor, window_report(reference, frame, [False] * len(frame), **thresholds)["sensors"][sensor])
-        for sensor, frame in drift_windows(window=args.window)
+        for sensor, frame in drift_windows()
     ]
     print(
-        f"{result['windows']} fenêtres normales de {args.window} mesures (modèle {args.version}) : "
+        f"{result['windows']} fenêtres normales de {WINDOW} mesures (modèle {args.version}) : "
         f"alertes {100 * result['alert_rate']:.1f} %, avertissements {100 * result['warn_rate']:.1f} %, "
         f"PSI maximal {result['max_psi']:.3f} (seuils : attention {args.psi_warn}, alerte {args.psi_alert}) ; "
         f"taux d'alarmes maximal {100 * result['max_alarm_rate']:.2f} % "

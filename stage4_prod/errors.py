@@ -3,7 +3,7 @@
 A person in a browser (the form's addresses, or ``Accept: text/html``) gets a page; a
 program gets JSON: ``{"detail": ..., "errors": [{"field", "message"}], "request_id": ...}``.
 Stage 4 adds the key refusals (401, 403, 429, with ``auth.py``'s own French message, which
-never holds the key) and the audit trail that cannot be written (503).
+never holds the key), the refused changes (``state.Refused``) and the audit trail that cannot be written (503).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .audit import AuditUnavailable
 from .deps import ModelUnavailable
 from .inference_log import LogUnavailable
 from .pages import error_page, size
+from .state import Refused
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ def no_audit(request: Request, exc: AuditUnavailable) -> Response:
     return error_response(request, 503, AUDIT_UNAVAILABLE)
 
 
+def refused(request: Request, exc: Refused) -> Response:
+    """A key, deploy, feedback or audit filter refused: its own French message and status."""
+    return error_response(request, exc.status, str(exc))
+
+
 def invalid_request(request: Request, exc: RequestValidationError) -> Response:
     if not wants_html(request):
         errors = field_errors(exc.errors())
@@ -109,6 +115,7 @@ HANDLERS = {
     ModelUnavailable: no_model,
     LogUnavailable: no_log,
     AuditUnavailable: no_audit,
+    Refused: refused,
     RequestValidationError: invalid_request,
     HTTPException: http_error,
 }

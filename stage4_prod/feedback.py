@@ -1,9 +1,8 @@
 """What maintenance says about the alarms: confirmed, rejected, or a fault the model missed.
 
-A verdict on the alarms of one request (``request_id``, optionally one ``equipment_id`` of a
-batch) finds them in the audit trail, so it always names the model version that raised them;
-a later verdict on the same alarm replaces the earlier one. A missed fault is charged to the
-version that last scored the equipment before ``fault_at``. Every verdict is audited too.
+A verdict finds the request's alarms in the audit trail, so it names the model version that raised them
+(a later verdict replaces the earlier one); a missed fault is charged to the version that last scored the
+equipment before ``fault_at``. Every verdict is audited too.
 """
 
 from __future__ import annotations
@@ -20,12 +19,8 @@ from . import audit, state
 VERDICTS = ("confirmed", "rejected", "missed")
 
 
-class FeedbackError(ValueError):
-    """A verdict was refused; the message is French, ``status`` suits an HTTP answer (404, 409, 422)."""
-
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
+class FeedbackError(state.Refused):
+    """A verdict was refused."""
 
 
 def record(

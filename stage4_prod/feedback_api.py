@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 
 from . import feedback
 from .deps import RequestId, Technician
-from .errors import error_response
 from .models import JSON_BODY_ERRORS, KEY_ERRORS, FeedbackIn, error_doc
 
 router = APIRouter()
@@ -28,16 +27,13 @@ router = APIRouter()
 def post_feedback(request: Request, who: Technician, body: FeedbackIn, request_id: RequestId) -> Any:
     """Enregistre le verdict de la maintenance (inscrit aussi au journal d'audit) ; `GET /monitoring` en fait
     la synthèse par version du modèle."""
-    try:
-        stored = feedback.record(
-            request.app.state.settings.state_db,
-            body.verdict,
-            who.name,
-            body.request_id,
-            body.equipment_id,
-            body.fault_at,
-            body.comment,
-        )
-    except feedback.FeedbackError as exc:
-        return error_response(request, exc.status, str(exc))
+    stored = feedback.record(
+        request.app.state.settings.state_db,
+        body.verdict,
+        who.name,
+        body.request_id,
+        body.equipment_id,
+        body.fault_at,
+        body.comment,
+    )
     return {**stored, "request_id": request_id}

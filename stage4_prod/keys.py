@@ -1,9 +1,4 @@
-"""API keys from the command line; each creation and revocation is audited under ``--par``.
-
-python -m stage4_prod.keys create --name atelier-nord --role operator
-python -m stage4_prod.keys revoke 3f9c0a1e2b4d5c6f
-python -m stage4_prod.keys list
-"""
+"""API keys from the command line; each creation and revocation is audited under ``--par``."""
 
 from __future__ import annotations
 

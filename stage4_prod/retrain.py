@@ -1,10 +1,7 @@
 """Reaction to drift: a candidate version fitted on recent readings judged normal, compared, never deployed.
 
-    python -m stage4_prod.retrain --version 1.1.0 [--db state/stage4.sqlite] [--rows 20000]
-
-The rows: the last audited readings the served model judged ``Normal``, minus what maintenance
-contradicted (a confirmed alarm; an equipment's day before a missed fault). Promotion stays a
-person's decision: ``POST /admin/models/<version>/deploy``, undone by ``POST /admin/rollback``.
+The rows: the last audited readings judged ``Normal``, minus what maintenance contradicted (a confirmed
+alarm; an equipment's day before a missed fault). Deploying it stays a person's decision.
 """
 
 from __future__ import annotations
@@ -97,13 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Construit une version candidate à partir des mesures récentes jugées normales, sans la déployer.",
     )
     parser.add_argument("--version", required=True, help="numéro de la version candidate, par exemple 1.1.0")
-    parser.add_argument("--db", default=None, help="base d'état (défaut : $STATE_DB ou state/stage4.sqlite)")
-    parser.add_argument(
-        "--rows", type=int, default=DEFAULT_ROWS, help=f"mesures récentes lues (défaut : {DEFAULT_ROWS})"
-    )
     args = parser.parse_args(argv)
     try:
-        served, text = retrain(args.version, state.db_path(args.db), args.rows, get_settings().models_dir)
+        served, text = retrain(args.version, models_dir=get_settings().models_dir)
     except (RegistryError, DataError, state.AuditUnavailable, ValueError) as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2

@@ -1,22 +1,17 @@
-"""The state database: one SQLite file shared by every worker and command of stage 4.
-
-It holds the API keys (``auth.py``), the audit trail (``audit.py``), the served-model
-pointer (``deployment.py``) and the maintenance's verdicts (``feedback.py``); this module
-holds the tables, the connections and the transactions, and knows nothing of the rows.
-WAL mode, so that the reads of every request never wait for a writer.
+"""The state database: one SQLite file (WAL, so that reads never wait for a writer) shared by every worker
+and command of stage 4: API keys, audit trail, served-model pointer, maintenance verdicts.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
+from common.shared_sqlite import begin_immediate, thread_connection
 
 from .settings import get_settings
 
@@ -56,6 +51,14 @@ class AuditUnavailable(Exception):
     """The state database, hence the audit trail, cannot be used: the caller answers 503, never the prediction."""
 
 
+class Refused(ValueError):
+    """A change a user asked for was refused: a French message and the HTTP ``status`` errors.py answers with."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
 def db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path) if path else get_settings().state_db
 
@@ -68,11 +71,8 @@ _ready: dict[Path, str] = {}  # file -> its PRAGMA synchronous, once this proces
 
 
 def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    """A new autocommit connection (writers open ``transaction``); the tables are created once per process and file.
-
-    ``synchronous`` comes from AUDIT_SYNC, read then only: the settings cost milliseconds.
-    Raises AuditUnavailable (French) if the file cannot be opened.
-    """
+    """A new autocommit connection (writers open ``transaction``); the tables are created once per process and file
+    (and AUDIT_SYNC read then only: the settings cost milliseconds)."""
     target = db_path(path)
     conn = None
     try:
@@ -95,17 +95,15 @@ def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
 
 
 def reader(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    """This thread's open connection (``common.shared_sqlite``): autocommit, so each statement sees the last
-    commit of any process, and a revoked key is refused on the next request. Do not close it."""
+    """This thread's open connection: autocommit, so each statement sees the last commit of any process
+    (a revoked key is refused on the next request). Do not close it."""
     return thread_connection(db_path(path), connect)
 
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): one writer at a time across processes, so what
-    it read (the chain's head, the pointer) is still true when it commits. A change and its audit row share one.
-    Raises AuditUnavailable (French) if SQLite refuses: read-only, disk full, locked beyond BUSY_TIMEOUT_MS.
-    """
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes, so what it read (the chain's head,
+    the pointer) is still true when it commits. A change and its audit row share one."""
     try:
         begin_immediate(conn, BUSY_TIMEOUT_MS / 1000)
         yield conn
@@ -116,17 +114,3 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if isinstance(exc, sqlite3.Error):
             raise AuditUnavailable(f"journal d'audit indisponible en écriture : {exc}") from None
         raise
-
-
-def group_commit(
-    write: Callable[[sqlite3.Connection, list], list], path: str | os.PathLike | None = None
-) -> GroupCommit:
-    """This process's writes committed together: ``write(conn, works)`` of the callers waiting at the same moment
-    runs in ONE ``transaction`` (``common.shared_sqlite``); each caller gets AuditUnavailable if it failed."""
-    target = db_path(path)
-
-    def commit(works: list[Any]) -> list[Any]:
-        with transaction(reader(target)) as conn:
-            return write(conn, works)
-
-    return GroupCommit(commit, thread_name="audit-writer")

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request, Response
 
 from . import audit
 from .deps import Auditor
-from .errors import error_response
 from .models import KEY_ERRORS, error_doc
 
 router = APIRouter()
@@ -38,10 +37,7 @@ def read_audit(
     """Les lignes du journal, des plus anciennes aux plus récentes, filtrées par nom de clé (`user`),
     version du modèle, période (`since` incluse, `until` exclue, ISO 8601) et nature (`kind`) ;
     `limit` 10 000 au plus. `format=csv` : export CSV (séparateur « ; »)."""
-    try:
-        rows = audit.query(request.app.state.settings.state_db, user, model_version, since, until, kind, limit, offset)
-    except ValueError as exc:
-        return error_response(request, 422, str(exc))
+    rows = audit.query(request.app.state.settings.state_db, user, model_version, since, until, kind, limit, offset)
     if format == "csv":
         headers = {"Content-Disposition": 'attachment; filename="audit.csv"'}
         return Response(audit.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)

@@ -69,7 +69,7 @@ def put(db: sqlite3.Connection, values: dict) -> None:
 
 def forged(seq: int, prev_hash: str) -> dict:
     """A prediction row that a careful forger chains correctly after ``prev_hash``."""
-    values = {**audit._entry({**prediction(99, actor="intrus"), "kind": "prediction"}, audit.now_iso()), "seq": seq}
+    values = {**audit._entries([prediction(99, actor="intrus")], "prediction")[0], "at": audit.now_iso(), "seq": seq}
     return {**values, "prev_hash": prev_hash, "row_hash": audit.row_hash(prev_hash, values)}
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from common.data import write_csv
 from common.schema import EXAMPLE_READING
+from common.shared_sqlite import GroupCommit
 from common.simulator import simulate
 from stage3_preprod import scoring as stage3_scoring
-from stage4_prod import api, audit, auth, batch, batch_api, deployment, deps, monitoring, pages, state
+from stage4_prod import api, audit, auth, batch, batch_api, deployment, deps, monitoring, pages
 from stage4_prod.inference_log import read_logs
 from stage4_prod.middleware import SECURITY_HEADERS
 
@@ -217,12 +218,12 @@ def test_the_audit_commit_of_one_reading_runs_in_the_recorders_writer_thread(cli
     import threading
 
     committed_in = []
-    write = state.GroupCommit._write
+    write = GroupCommit._write
 
     def spy(self, jobs):
         committed_in.append(threading.current_thread().name)
         write(self, jobs)
 
-    monkeypatch.setattr(state.GroupCommit, "_write", spy)
+    monkeypatch.setattr(GroupCommit, "_write", spy)
     assert client.post("/predict", json=EXAMPLE_READING, headers=op(keys)).status_code == 200
     assert len(committed_in) == 1 and committed_in[0].startswith("audit-writer")

@@ -112,7 +112,7 @@ def test_inserted_row_is_detected(db):
     for seq in range(11, 2, -1):  # make room at 3, as a careful forger would
         conn.execute("UPDATE audit SET seq = seq + 1 WHERE seq = ?", (seq,))
     prev = conn.execute("SELECT row_hash FROM audit WHERE seq = 2").fetchone()[0]
-    forged = {**audit._entry({**prediction(99, actor="intrus"), "kind": "prediction"}, audit.now_iso()), "seq": 3}
+    forged = {**audit._entries([prediction(99, actor="intrus")], "prediction")[0], "at": audit.now_iso(), "seq": 3}
     forged["prev_hash"], forged["row_hash"] = prev, audit.row_hash(prev, forged)
     conn.execute(
         f"INSERT INTO audit ({', '.join(audit.COLUMNS)}) VALUES ({', '.join('?' * len(audit.COLUMNS))})",
@@ -125,7 +125,7 @@ def test_inserted_row_is_detected(db):
 def test_forged_row_appended_without_the_head_is_detected(db):
     conn = raw(db)
     prev = conn.execute("SELECT row_hash FROM audit WHERE seq = 11").fetchone()[0]
-    forged = {**audit._entry({**prediction(99), "kind": "prediction"}, audit.now_iso()), "seq": 12}
+    forged = {**audit._entries([prediction(99)], "prediction")[0], "at": audit.now_iso(), "seq": 12}
     forged["prev_hash"], forged["row_hash"] = prev, audit.row_hash(prev, forged)
     conn.execute(
         f"INSERT INTO audit ({', '.join(audit.COLUMNS)}) VALUES ({', '.join('?' * len(audit.COLUMNS))})",
@@ -224,13 +224,13 @@ def test_callers_waiting_together_share_one_transaction_and_each_gets_its_own_ro
     recorder = audit.Recorder(path)
     recorder.record_predictions([prediction(0)])
     transactions = []
-    real_transaction = state.transaction
+    real_transaction = audit.transaction
 
     def counted(conn, **options):
         transactions.append(1)
         return real_transaction(conn, **options)
 
-    monkeypatch.setattr(state, "transaction", counted)
+    monkeypatch.setattr(audit, "transaction", counted)
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")  # another process writing: the first caller waits for it
     counts = {}
