@@ -21,6 +21,8 @@ import asyncio
 import cProfile
 import importlib
 import io
+import itertools
+import json
 import os
 import pstats
 import statistics
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 from bench.targets import OPERATOR_KEY_NAME, batch_json, reading_json
+from common.schema import TIMESTAMP
 
 PACKAGES = {"stage2": "stage2_shared", "stage3": "stage3_preprod", "stage4": "stage4_prod"}
 
@@ -104,24 +107,21 @@ async def measure(stage: str, path_name: str, repeats: int, profile: bool, repor
         async with app.router.lifespan_context(app):
             await asyncio.sleep(3)  # the forest unpickled in the background (warm_up), as the bench rests
             if path_name == "stream":
-                from common.schema import TIMESTAMP
-
                 stream = importlib.import_module(f"{PACKAGES[stage]}.stream")
-                import json
+                base, counter = json.loads(reading_json()), itertools.count()
+                # Stage 4 checks the key once, at the handshake; each message is then audited under it.
+                who = app.state.auth.check(headers["x-api-key"], "predict") if stage == "stage4" else None
 
-                base = json.loads(reading_json())
-                counter = iter(range(10**9))
-
-                def once() -> None:
+                async def one() -> None:
                     i = next(counter)
                     text = json.dumps(
                         {**base, TIMESTAMP: f"2026-01-05T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"}
                     )
-                    answer = stream.stream_answer(app.state, text)
+                    if who is None:
+                        answer = stream.stream_answer(app.state, text)
+                    else:
+                        answer = await stream.stream_answer(app.state, who, "127.0.0.1", f"bench-{i}", text)
                     assert "score" in answer, answer
-
-                async def one() -> None:
-                    once()
             else:
                 url, body = {"reading": ("/predict", reading_json()), "batch": ("/predict/batch", batch_json())}[
                     path_name
