@@ -39,7 +39,13 @@ def imported(path: Path, modules: set[str]) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    files = [f for package in PACKAGES for f in (ROOT / package).rglob("*.py")]
+    files = [
+        f
+        for package in PACKAGES
+        for f in (ROOT / package).rglob("*.py")
+        # not the packages' hidden folders: make bench-peers installs mlflow in bench/.venv-mlflow
+        if not any(part.startswith(".") for part in f.relative_to(ROOT / package).parts)
+    ]
     modules = {module_name(f) for f in files}
     return {module_name(f): imported(f, modules) for f in files}
 
