@@ -127,3 +127,10 @@ class ModelList(BaseModel):
 def error_doc(description: str) -> dict[str, Any]:
     """An error response as /docs shows it."""
     return {"model": ErrorBody, "description": description}
+
+
+JSON_BODY_ERRORS = {  # a JSON body that cannot be read
+    400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
+    413: error_doc("Corps de requête trop volumineux."),
+}
+NOT_JSON = {415: error_doc("Le corps n'est pas déclaré comme JSON.")}  # routes that depend on require_json

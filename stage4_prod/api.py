@@ -23,7 +23,17 @@ from common.registry import RegistryError, list_versions, read_metadata
 from . import __version__, inference_log, scoring
 from .deps import ModelDep, Operator, Reader, RequestId, client_address, require_json
 from .errors import error_response
-from .models import KEY_ERRORS, Health, ModelInfo, ModelList, Prediction, VersionInfo, error_doc
+from .models import (
+    JSON_BODY_ERRORS,
+    KEY_ERRORS,
+    NOT_JSON,
+    Health,
+    ModelInfo,
+    ModelList,
+    Prediction,
+    VersionInfo,
+    error_doc,
+)
 from .monitoring import elapsed_ms, stamped, trace_reading
 
 logger = logging.getLogger(__name__)
@@ -70,9 +80,8 @@ async def version(request: Request) -> VersionInfo:
     dependencies=[Depends(require_json)],
     responses={
         **KEY_ERRORS,
-        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
-        413: error_doc("Corps de requête trop volumineux."),
-        415: error_doc("Le corps n'est pas déclaré comme JSON."),
+        **JSON_BODY_ERRORS,
+        **NOT_JSON,
         422: error_doc("Mesure refusée : chaque champ à corriger est nommé, avec la raison."),
         503: error_doc("Aucun modèle chargé."),
     },

@@ -25,7 +25,7 @@ from common.schema import EQUIPMENT_ID, EXAMPLE_READING, TIMESTAMP
 from . import scoring
 from .deps import ModelDep, Operator, RequestId, client_address, require_json
 from .errors import error_response
-from .models import KEY_ERRORS, BatchResult, CsvResult, error_doc
+from .models import JSON_BODY_ERRORS, KEY_ERRORS, NOT_JSON, BatchResult, CsvResult, error_doc
 from .monitoring import elapsed_ms, trace
 from .pages import size
 
@@ -65,9 +65,9 @@ def summary(model: LoadedModel, request_id: str, scored: pd.DataFrame, rejected:
     dependencies=[Depends(require_json)],
     responses={
         **KEY_ERRORS,
-        400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
+        **JSON_BODY_ERRORS,
         413: error_doc("Trop de mesures dans le lot, ou corps trop volumineux."),
-        415: error_doc("Le corps n'est pas déclaré comme JSON."),
+        **NOT_JSON,
         422: error_doc("Le corps n'est pas une liste JSON."),
         503: error_doc("Aucun modèle chargé."),
     },

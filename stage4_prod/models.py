@@ -135,14 +135,17 @@ def error_doc(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
+JSON_BODY_ERRORS = {  # a JSON body that cannot be read
+    400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
+    413: error_doc("Corps de requête trop volumineux."),
+}
+NOT_JSON = {415: error_doc("Le corps n'est pas déclaré comme JSON.")}  # routes that depend on require_json
+
+
 KEY_ERRORS = {  # every route that needs a key (auth.require)
     401: error_doc("Clé d'API absente, inconnue, mal formée ou révoquée."),
     403: error_doc("Clé valide, mais son rôle n'autorise pas cette action."),
     429: error_doc("Trop de requêtes pour cette clé : réessayez après le délai de l'en-tête Retry-After."),
-}
-JSON_BODY_ERRORS = {
-    400: error_doc("Corps illisible : le JSON n'est pas un texte UTF-8."),
-    413: error_doc("Corps de requête trop volumineux."),
 }
 
 
