@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from common.body_limit import BodySizeLimit
 from common.incremental import IncrementalScorer
 from common.registry import RegistryError
+from common.runtime import tune_garbage_collector
 
 from . import __version__, api, batch_api, errors, monitoring, pages, scoring, stream
 from .logging_config import configure_logging
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI):
     except RegistryError as exc:
         app.state.model_error = str(exc)
         logger.error("no model loaded: %s", exc)
+    tune_garbage_collector()  # batches hold thousands of objects: fewer, shorter collections
     yield
 
 

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from common.body_limit import BodySizeLimit
 from common.registry import RegistryError
+from common.runtime import tune_garbage_collector
 
 from . import __version__, admin, api, batch_api, errors, feedback_api, monitoring, pages, stream, trail
 from .audit import AuditUnavailable, Recorder
@@ -64,6 +65,7 @@ async def lifespan(app: FastAPI):
     except (RegistryError, AuditUnavailable) as exc:
         app.state.model_error = str(exc)
         logger.error("no model served: %s", exc)
+    tune_garbage_collector()  # batches hold thousands of objects: fewer, shorter collections
     yield
     app.state.audit.close()
 

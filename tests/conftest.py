@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pandas as pd
 import pytest
 
@@ -38,3 +40,12 @@ def model_env(models_dir, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(models_dir))
     monkeypatch.delenv("MODEL_VERSION", raising=False)
     return models_dir
+
+
+@pytest.fixture
+def restore_gc():
+    """A test that sets the garbage collector (common/runtime.py) leaves it as it found it."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
