@@ -30,9 +30,10 @@ from common.model import AnomalyModel
 from common.registry import latest_version, parse_version, save
 from common.schema import EQUIPMENT_ID, EXAMPLE_READING, SENSOR_NAMES, TIMESTAMP
 from common.simulator import simulate
-from stage4_prod import audit, auth, deployment, drift
-from stage4_prod.settings import get_settings
-from stage4_prod.train import simulated_training_data
+
+from . import audit, auth, deployment, drift
+from .settings import get_settings
+from .train import simulated_training_data
 
 STARTUP_SECONDS = 60
 WORKERS = 2
