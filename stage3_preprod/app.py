@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI):
     except RegistryError as exc:
         app.state.model_error = str(exc)
         logger.error("no model loaded: %s", exc)
-    tune_garbage_collector()  # batches hold thousands of objects: fewer, shorter collections
+    tune_garbage_collector()  # a batch holds thousands of objects: collect less often (common/runtime.py)
     yield
 
 

@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI):
     except (RegistryError, AuditUnavailable) as exc:
         app.state.model_error = str(exc)
         logger.error("no model served: %s", exc)
-    tune_garbage_collector()  # batches hold thousands of objects: fewer, shorter collections
+    tune_garbage_collector()  # a batch holds thousands of objects: collect less often (common/runtime.py)
     yield
     app.state.audit.close()
 

@@ -47,5 +47,4 @@ def restore_gc():
     """A test that sets the garbage collector (common/runtime.py) leaves it as it found it."""
     threshold = gc.get_threshold()
     yield
-    gc.unfreeze()
     gc.set_threshold(*threshold)
