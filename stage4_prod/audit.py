@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.fast_text import canonical_json, canonical_json_rows
-from common.shared_sqlite import GroupCommit
+from common.shared_sqlite import GroupCommit, insert_rows
 
 from . import __version__
 from .state import GENESIS, AuditUnavailable, Refused, db_path, now_iso, reader, transaction
@@ -88,7 +88,7 @@ def _chain(conn: sqlite3.Connection, groups: list[list[dict[str, Any]]]) -> list
         prev, head = head, hashlib.sha256((head + body).encode("utf-8")).hexdigest()
         rows.append((*(content[name] for name in CONTENT), prev, head))
     if rows:
-        conn.executemany(f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+        insert_rows(conn, "audit", COLUMNS, rows)  # common/shared_sqlite.py: executemany, a few statements
         conn.execute("UPDATE chain_head SET count = ?, head_hash = ? WHERE id = 1", (count, head))
     return counts
 

@@ -1,5 +1,5 @@
 """common/shared_sqlite.py: each fast path gives what the plain way gives (a connection per call, BEGIN IMMEDIATE
-under a busy timeout, one commit per caller)."""
+under a busy timeout, one commit per caller, executemany)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common.shared_sqlite import GroupCommit, begin_immediate, thread_connection
+from common.shared_sqlite import ROWS_PER_INSERT, GroupCommit, begin_immediate, insert_rows, thread_connection
 
 
 class Ledger:
@@ -129,3 +129,40 @@ def test_begin_immediate_waits_for_the_lock_and_gives_up_as_the_busy_handler_doe
     begin_immediate(conn, wait_s=5)  # the lock is taken as soon as the other writer lets go
     assert conn.in_transaction
     conn.execute("COMMIT")
+
+
+AUDIT_LIKE = "CREATE TABLE t (seq INTEGER PRIMARY KEY, name TEXT, score REAL, inputs TEXT, n INTEGER)"
+
+
+def awkward_rows(count: int) -> list[tuple]:
+    """Rows with what an audit row holds: texts with quotes and accents, floats, NULLs, large integers."""
+    texts = ["", "l'opérateur", 'un "guillemet"', "ligne\nsuivante", "😀", None]
+    floats = [0.0, -0.0, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, None]
+    return [(i + 1, texts[i % 6], floats[i % 6], f'{{"k":{i}}}', 2**62 - i if i % 3 else None) for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [0, 1, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 1234])
+def test_insert_rows_writes_what_executemany_writes_in_a_few_statements(count):
+    plain, fast = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    for conn in (plain, fast):
+        conn.execute(AUDIT_LIKE)
+    rows = awkward_rows(count)
+    plain.executemany("INSERT INTO t (seq, name, score, inputs, n) VALUES (?, ?, ?, ?, ?)", rows)
+    statements: list[str] = []
+    fast.set_trace_callback(statements.append)
+    insert_rows(fast, "t", ("seq", "name", "score", "inputs", "n"), rows)
+    fast.set_trace_callback(None)
+    dump = "SELECT seq, name, score, typeof(score), inputs, n, typeof(n) FROM t ORDER BY seq"
+    assert fast.execute(dump).fetchall() == plain.execute(dump).fetchall()
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == -(-count // ROWS_PER_INSERT)  # 1,234 rows: 3 statements, not 1,234
+
+
+def test_insert_rows_refuses_a_row_of_the_wrong_width_and_stays_under_the_parameter_limit():
+    conn = sqlite3.connect(":memory:")
+    conn.execute(AUDIT_LIKE)
+    with pytest.raises(sqlite3.ProgrammingError):
+        insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), [(1, "a", 0.5, "{}", 1), (2, "b", 0.5, "{}")])
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 12)  # two rows of five per statement at most
+    insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), awkward_rows(7))
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (7,)
