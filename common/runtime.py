@@ -4,7 +4,7 @@ CPython runs a collection whenever 700 more container objects are alive than at 
 one. A batch of 1,000 readings holds several thousand for a few milliseconds (the validated
 readings, their results), so each batch set off dozens of collections, and every few batches a
 full one that walked everything the service had loaded (libraries, the model): about 90 ms
-each on the benchmark machine, a third of a batch's mean time. At 10,000, a batch sets off
+each on the benchmark machine, about a quarter of a batch's mean time. At 10,000, a batch sets off
 none. Nothing is kept longer for it: a request's objects are freed by reference counting as
 soon as it ends; the collector is only there for reference cycles, which it still finds.
 

@@ -88,13 +88,13 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
     instead of 10 under 8 concurrent batches, so the other worker waited). A few statements wait a few times.
     """
     width = len(columns)
+    if any(len(row) != width for row in rows):  # checked first: nothing is inserted
+        raise sqlite3.ProgrammingError(f"each row must have {width} values, as {table}'s columns")
     per_statement = max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     one = "(" + ", ".join("?" * width) + ")"
     insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     for start in range(0, len(rows), per_statement):
         part = rows[start : start + per_statement]
-        if any(len(row) != width for row in part):
-            raise sqlite3.ProgrammingError(f"each row must have {width} values, as {table}'s columns")
         conn.execute(insert + ", ".join([one] * len(part)), [value for row in part for value in row])
 
 

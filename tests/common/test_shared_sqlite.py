@@ -158,11 +158,13 @@ def test_insert_rows_writes_what_executemany_writes_in_a_few_statements(count):
     assert len(inserts) == -(-count // ROWS_PER_INSERT)  # 1,234 rows: 3 statements, not 1,234
 
 
-def test_insert_rows_refuses_a_row_of_the_wrong_width_and_stays_under_the_parameter_limit():
+def test_insert_rows_refuses_a_row_of_the_wrong_width_before_writing_and_stays_under_the_parameter_limit():
     conn = sqlite3.connect(":memory:")
     conn.execute(AUDIT_LIKE)
+    bad = [*awkward_rows(ROWS_PER_INSERT + 1), (0, "court", 0.5, "{}")]  # the short row in the second statement
     with pytest.raises(sqlite3.ProgrammingError):
-        insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), [(1, "a", 0.5, "{}", 1), (2, "b", 0.5, "{}")])
+        insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), bad)
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)  # none written
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 12)  # two rows of five per statement at most
     insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), awkward_rows(7))
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (7,)
