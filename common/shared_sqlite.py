@@ -10,7 +10,7 @@ Each sits behind the plain way it replaces, and tests/common/test_shared_sqlite.
 * ``GroupCommit``: the callers that write at the same moment share ONE commit (and fsync);
   each returns once the commit holding its work is done, or raises what it raised. Plain:
   ``commit([work])``, one commit per caller.
-* ``insert_rows``: many rows inserted by a few statements of a few hundred rows each. Plain:
+* ``insert_rows``: many rows inserted by a few statements of up to 500 rows each. Plain:
   ``executemany``, one statement per row.
 """
 
@@ -76,26 +76,32 @@ def begin_immediate(conn: sqlite3.Connection, wait_s: float) -> None:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")  # the statements inside wait as usual
 
 
-ROWS_PER_INSERT = 500  # 500 rows of 16 columns: 8,000 parameters, well under SQLite's limit (32,766)
+ROWS_PER_INSERT = 500  # 8,000 parameters for 16 columns, under SQLite's limit (32,766); a full batch: 2 statements
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """``conn.executemany("INSERT INTO table (columns) VALUES (?, ...)", rows)``, a few hundred rows per statement.
+    """``conn.executemany("INSERT INTO table (columns) VALUES (?, ...)", rows)``, many rows per statement.
 
     ``executemany`` runs the statement once per row, and the sqlite3 module lets go of Python's global
     lock around each run: a thread that inserts 1,000 rows while others compute waits 1,000 times to
     take it back, and holds the database's write lock all along (a stage 4 batch's audit rows: 60 ms
-    instead of 10 under 8 concurrent batches, so the other worker waited). A few statements wait a few times.
+    instead of 10 under 8 concurrent batches, so the other worker waited). Two statements wait twice.
+
+    Statements hold 500 rows, then 256, 128... 1 for the rest, so that a connection prepares ten of
+    them at most: the sqlite3 module keeps the statements it ran, and one per batch size would fill memory.
     """
     width = len(columns)
     if any(len(row) != width for row in rows):  # checked first: nothing is inserted
         raise sqlite3.ProgrammingError(f"each row must have {width} values, as {table}'s columns")
-    per_statement = max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    one = "(" + ", ".join("?" * width) + ")"
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    for start in range(0, len(rows), per_statement):
-        part = rows[start : start + per_statement]
-        conn.execute(insert + ", ".join([one] * len(part)), [value for row in part for value in row])
+    most = max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        size = most if left >= most else 1 << (left.bit_length() - 1)  # else the largest power of two that fits
+        values = ", ".join(["(" + ", ".join("?" * width) + ")"] * size)
+        part = rows[start : start + size]
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}", [v for row in part for v in row])
+        start += size
 
 
 class GroupCommit:

@@ -155,7 +155,23 @@ def test_insert_rows_writes_what_executemany_writes_in_a_few_statements(count):
     dump = "SELECT seq, name, score, typeof(score), inputs, n, typeof(n) FROM t ORDER BY seq"
     assert fast.execute(dump).fetchall() == plain.execute(dump).fetchall()
     inserts = [s for s in statements if s.startswith("INSERT")]
-    assert len(inserts) == -(-count // ROWS_PER_INSERT)  # 1,234 rows: 3 statements, not 1,234
+    assert len(inserts) <= count // ROWS_PER_INSERT + ROWS_PER_INSERT.bit_length()  # 1,234 rows: 7, not 1,234
+
+
+def test_insert_rows_prepares_few_statements_whatever_the_batch_sizes():
+    """The sqlite3 module keeps each statement it prepared: one per batch size would fill memory."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute(AUDIT_LIKE)
+    rows_per_statement: set[int] = set()
+
+    def seen(sql: str) -> None:
+        if sql.startswith("INSERT"):
+            rows_per_statement.add(sql.count("), (") + 1)
+
+    conn.set_trace_callback(seen)
+    for count in range(1, 3 * ROWS_PER_INSERT):
+        insert_rows(conn, "t", ("seq", "name", "score", "inputs", "n"), [(None, "a", 0.5, "{}", 1)] * count)
+    assert rows_per_statement == {ROWS_PER_INSERT, *(2**i for i in range(9))}  # 500, then 1, 2, 4 ... 256 rows
 
 
 def test_insert_rows_refuses_a_row_of_the_wrong_width_before_writing_and_stays_under_the_parameter_limit():
