@@ -7,10 +7,14 @@ normal readings an IsolationForest also isolates quickly (noise) do not, so the
 average separates them (the smoothing of decisions, done once, in the score).
 
 The forest sees the features of ``common.features``, all but ``log_flow_mean``
-unless ``flow_mean`` is set. That mean covers ``window`` readings: 10 s at 1 Hz
+unless ``flow_mean`` is set, and the spread of the channels of ``stuck_watch`` only
+(all those ``common.features`` can watch, by default). That mean covers ``window`` readings: 10 s at 1 Hz
 (SKAB), where it reveals small lasting flow losses; 10 min at one reading a minute
 (the simulator, the default model), where it lags every change of load and, in our
-measures, cost more false alarms than it found faults (docs/annexes/modele.md).
+measures, cost more false alarms than it found faults (docs/annexes/modele.md). A
+channel read through a coarse gauge (SKAB's pressure takes 5 to 9 values in a whole
+file) repeats one value while steady: its spread cannot tell stuck from steady, so
+it is left out of ``stuck_watch`` there.
 
 ``predict`` raises an alarm when the score exceeds ``threshold_``, learnt from
 the smoothed scores of the training rows only and stored with the model, by one
@@ -38,6 +42,7 @@ import pandas as pd
 from common.fast_forest import FastForest
 from common.features import (
     DEFAULT_WINDOW,
+    STUCK_EPS,
     SeriesLayout,
     feature_matrix,
     feature_names,
@@ -110,6 +115,7 @@ class AnomalyModel:
 
     tail_rate: float | None = None  # what models saved before these parameters read
     flow_mean = False
+    stuck_watch: tuple[str, ...] | None = None
     feature_offset_: tuple[float, ...] | None = None  # set by commissioning only
 
     def __init__(
@@ -122,7 +128,10 @@ class AnomalyModel:
         smoothing: int = DEFAULT_SMOOTHING,
         tail_rate: float | None = None,
         flow_mean: bool = False,
+        stuck_watch: tuple[str, ...] | None = None,
     ):
+        if stuck_watch is not None and not set(stuck_watch) <= set(STUCK_EPS):
+            raise ValueError(f"stuck_watch: channels among {', '.join(STUCK_EPS)} only")
         self.window = window
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -131,6 +140,7 @@ class AnomalyModel:
         self.smoothing = smoothing
         self.tail_rate = tail_rate
         self.flow_mean = flow_mean
+        self.stuck_watch = None if stuck_watch is None else tuple(stuck_watch)
 
     def get_params(self) -> dict:
         params = {
@@ -147,6 +157,8 @@ class AnomalyModel:
             params["tail_rate"] = self.tail_rate
         if self.flow_mean:
             params["flow_mean"] = self.flow_mean
+        if self.stuck_watch is not None:
+            params["stuck_watch"] = list(self.stuck_watch)
         return params
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
@@ -157,8 +169,9 @@ class AnomalyModel:
         """What the forest reads of ``x`` (every feature of ``feature_names``): the columns it was
         fitted on, by name, moved by ``feature_offset_`` if the model was commissioned.
 
-        All columns with ``flow_mean``; without it, all but ``log_flow_mean``. A model saved
-        before that feature existed has the same columns, so it keeps scoring the same.
+        All columns with ``flow_mean``; without it, all but ``log_flow_mean``; never the spread
+        of a channel outside ``stuck_watch``. A model saved before that feature existed has the
+        same columns, so it keeps scoring the same.
         """
         fitted = self.__dict__.get("feature_names_")
         current = feature_names(self.window)
@@ -179,8 +192,12 @@ class AnomalyModel:
 
         for derived in ("_fast", "_forest_arrays", "_forest_pickle", "feature_offset_"):  # of a previous fit
             self.__dict__.pop(derived, None)
+        watched = STUCK_EPS if self.stuck_watch is None else self.stuck_watch
+        unwatched = [f"{name}_logstd" for name in STUCK_EPS if name not in watched]
         self.feature_names_ = [
-            name for name in feature_names(self.window) if self.flow_mean or not name.startswith("log_flow_mean")
+            name
+            for name in feature_names(self.window)
+            if (self.flow_mean or not name.startswith("log_flow_mean")) and not name.startswith(tuple(unwatched))
         ]
         x = self.features(frame)
         complete = ~np.isnan(x).any(axis=1)
