@@ -7,14 +7,14 @@ normal readings an IsolationForest also isolates quickly (noise) do not, so the
 average separates them (the smoothing of decisions, done once, in the score).
 
 The forest sees the features of ``common.features``, all but ``log_flow_mean``
-unless ``flow_mean`` is set, and the spread of the channels of ``stuck_watch`` only
-(all those ``common.features`` can watch, by default). That mean covers ``window`` readings: 10 s at 1 Hz
+unless ``flow_mean`` is set. That mean covers ``window`` readings: 10 s at 1 Hz
 (SKAB), where it reveals small lasting flow losses; 10 min at one reading a minute
 (the simulator, the default model), where it lags every change of load and, in our
-measures, cost more false alarms than it found faults (docs/annexes/modele.md). A
-channel read through a coarse gauge (SKAB's pressure takes 5 to 9 values in a whole
-file) repeats one value while steady: its spread cannot tell stuck from steady, so
-it is left out of ``stuck_watch`` there.
+measures, cost more false alarms than it found faults (docs/annexes/modele.md).
+Of the spreads that watch for stuck sensors, it sees those of the channels of
+``stuck_watch`` only (all of them by default). A channel read through a coarse gauge
+(SKAB's pressure takes 5 to 9 values in a whole file) repeats one value while
+steady: its spread cannot tell stuck from steady, so SKAB's setting leaves it out.
 
 ``predict`` raises an alarm when the score exceeds ``threshold_``, learnt from
 the smoothed scores of the training rows only and stored with the model, by one
