@@ -1,11 +1,11 @@
 """Leave-one-file-out choice of the SKAB setting: how ``SKAB_TAIL_RATE`` and the features were chosen.
 
-Settings compared (the forest is ``AnomalyModel``'s, fitted on each file's first
-``TRAIN_ROWS`` rows, labels removed as in ``common.skab``): with or without the
-``log_flow_mean`` feature, with or without the spread of the pressure, smoothing over
-5 to 30 readings, the quantile threshold rule or the tail rule at several rates. A set-aside feature set is measured beside
-them, never chosen. For each of the 16 files, the setting is
-chosen on the 15 others (highest pooled F1 among the settings whose pooled FAR stays
+Settings compared (the forest is ``AnomalyModel``'s, of ``--trees`` trees, fitted on
+each file's first ``TRAIN_ROWS`` rows, labels removed as in ``common.skab``): with or
+without the ``log_flow_mean`` feature, with or without the spread of the pressure,
+smoothing over 5 to 30 readings, the quantile threshold rule or the tail rule at several
+rates. A set-aside feature set is measured beside them, never chosen. For each of the
+16 files, the setting is chosen on the 15 others (highest pooled F1 among the settings whose pooled FAR stays
 at most ``FAR_BUDGET`` %) and scores the 16th; the 16 held-out confusion matrices are
 pooled: that is the leave-one-file-out (LOFO) figure, an estimate for files the choice
 never saw. Beside it, the plain figure of each setting on all 16 files, and its false
