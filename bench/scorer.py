@@ -10,11 +10,11 @@ import pandas as pd
 
 from bench.targets import READING
 from common.data import frame_from_readings
-from common.features import trailing_mean
 from common.readings import Reading
 from common.registry import LoadedModel, load
 from common.schema import SENSOR_NAMES
 from common.simulator import simulate
+from common.windows import trailing_mean
 
 SIZES = (1, 1_000, 100_000, 1_000_000)
 QUICK_SIZES = (1, 1_000, 10_000)

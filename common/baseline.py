@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 
 from common.data import DataError, load_csv
-from common.features import series_layout, trailing_mean_of_values
 from common.model import AnomalyModel, alarm_threshold, reference_distribution
 from common.registry import RegistryError, fingerprint, load, models_dir, parse_version, read_metadata, save
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
+from common.windows import series_layout, trailing_mean_of_values
 
 COMMISSIONING_READINGS = 400  # 400 s at 1 Hz, SKAB's training rows; 400 min at one reading a minute
 

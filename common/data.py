@@ -338,6 +338,24 @@ def frame_from_readings(
     return pd.DataFrame(columns, copy=False)
 
 
+def sensor_values(frame: pd.DataFrame) -> np.ndarray:
+    """The sensor columns of a frame as a float64 array of shape (rows, 8), in ``SENSOR_NAMES`` order.
+
+    Same values as ``frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")``, which costs
+    about 0.3 ms on a one-row frame: more than scoring the reading. Plain float64 columns
+    are read straight from the frame's storage instead (``DataFrame._get_column_array``,
+    stable from pandas 1 to 3); anything else takes the public path.
+    """
+    try:
+        where = {name: i for i, name in enumerate(frame.columns)}
+        columns = [frame._get_column_array(where[name]) for name in SENSOR_NAMES]
+        if len(where) == frame.shape[1] and all(isinstance(c, np.ndarray) and c.dtype == np.float64 for c in columns):
+            return np.column_stack(columns)
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return frame[list(SENSOR_NAMES)].to_numpy(dtype="float64")
+
+
 FLOAT_TEXTS_MIN_COLUMN = 32  # measured: below this many values, repr one by one is faster
 
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from common.features import sensor_values
+from common.data import sensor_values
 from common.model import AnomalyModel
 from common.schema import EQUIPMENT_ID, SENSOR_NAMES, TIMESTAMP
 

@@ -39,20 +39,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from common.data import sensor_values
 from common.fast_forest import FastForest
-from common.features import (
-    DEFAULT_WINDOW,
-    STUCK_EPS,
-    SeriesLayout,
-    feature_matrix,
-    feature_names,
-    features_of_values,
-    sensor_values,
-    series_layout,
-    trailing_mean,
-    trailing_mean_of_values,
-)
+from common.features import DEFAULT_WINDOW, STUCK_EPS, feature_matrix, feature_names, features_of_values
 from common.schema import SENSOR_NAMES
+from common.windows import SeriesLayout, series_layout, trailing_mean, trailing_mean_of_values
 
 REFERENCE_PERCENTILES = np.linspace(0, 100, 101)
 DEFAULT_SMOOTHING = 10
@@ -278,7 +269,7 @@ class AnomalyModel:
     def score_values(self, values: np.ndarray, layout: SeriesLayout = SeriesLayout()) -> np.ndarray:
         """Anomaly score of each row of a (rows, 8) array of sensor values, columns in ``SENSOR_NAMES`` order.
 
-        ``layout`` (``common.features.SeriesLayout``) says how the rows form series; by default
+        ``layout`` (``common.windows.SeriesLayout``) says how the rows form series; by default
         they are one equipment's readings in time order. ``score`` calls it with a frame's
         values and layout: one computation for frames and arrays.
         """

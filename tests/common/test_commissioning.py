@@ -12,11 +12,11 @@ import pytest
 from common import baseline as commissioning
 from common.baseline import COMMISSIONING_READINGS, commission, commission_version, score_with_baseline
 from common.data import frame_from_readings, write_csv
-from common.features import trailing_mean
 from common.incremental import IncrementalScorer
 from common.registry import RegistryError, latest_version, list_versions, load, read_metadata
 from common.schema import SENSOR_NAMES
 from common.simulator import simulate
+from common.windows import trailing_mean
 
 # Another pump, at another operating point: twice the flow and current, three times the vibrations.
 SCALE = {"volume_flow_rate_rms": 2.0, "current": 2.0, "accelerometer1_rms": 3.0, "accelerometer2_rms": 3.0}

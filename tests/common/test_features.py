@@ -14,10 +14,10 @@ from common.features import (
     STUCK_EPS,
     feature_names,
     make_features,
-    trailing_mean,
 )
 from common.schema import BY_NAME, EXAMPLE_READING, SENSOR_NAMES
 from common.simulator import simulate
+from common.windows import trailing_mean
 
 
 @pytest.fixture(scope="module")
