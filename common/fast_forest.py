@@ -15,10 +15,15 @@ Both give scikit-learn's scores to the last bit (tested on a million rows with N
 inputs are cast to float32 as scikit-learn casts them, each split sends a value, NaN
 included, where scikit-learn's tree sends it, and path lengths are added tree by tree
 in the forest's order, as scikit-learn adds them.
+
+``FastForestHolder`` gives a model that keeps a forest both: this walk, and a pickle that
+loads without importing scikit-learn.
 """
 
 from __future__ import annotations
 
+import pickle
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -173,3 +178,68 @@ class FastForest:
         if len(x) <= LEVELWISE_MAX_ROWS:
             return -self._scores(self._levelwise_depths(x))
         return -self._scores(self._tree_by_tree_depths(x))
+
+
+class FastForestHolder:
+    """What an object keeping a fitted IsolationForest in ``forest_`` gets, to score and load fast.
+
+    ``_fast_forest()`` is its ``FastForest``, built once. Pickled (``registry.save``), the
+    holder keeps its forest twice: flattened into plain numpy arrays (``flatten``), and as
+    the forest's own pickle, kept as bytes. Unpickling it then imports neither scikit-learn
+    nor 100 tree objects: scoring a reading or a small batch walks the arrays, and
+    ``forest_`` is unpickled from its bytes the first time something asks for it (a large
+    batch, a notebook).
+    """
+
+    def _forget_forest(self) -> None:
+        """Drop what was derived from a previous ``forest_``, before a new one is fitted."""
+        for derived in ("_fast", "_forest_arrays", "_forest_pickle"):
+            self.__dict__.pop(derived, None)
+
+    def _fast_forest(self) -> FastForest:
+        """The forest prepared for numpy scoring, built once per fitted forest (not pickled).
+
+        From the flat arrays when the holder was unpickled (the forest itself stays bytes
+        until a large batch needs it), else from ``forest_``.
+        """
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            arrays = self.__dict__.get("_forest_arrays")
+            fast = FastForest(self.forest_) if arrays is None else FastForest.from_arrays(arrays, lambda: self.forest_)
+            self._fast = fast
+        return fast
+
+    def __getattr__(self, name: str):
+        """``forest_`` of an unpickled holder: unpickled from its bytes on first use (only then)."""
+        state = self.__dict__
+        data = state.get("_forest_pickle") if name == "forest_" else None
+        if data is not None:  # read once: a concurrent first use may pop it meanwhile
+            state.setdefault("forest_", pickle.loads(data))  # part of the artifact whose sha256 was checked
+            state.pop("_forest_pickle", None)  # only once forest_ is set: one of the two is always there
+        if name == "forest_" and "forest_" in state:  # a concurrent first use got there first
+            return state["forest_"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def warm_up(self) -> threading.Thread | None:
+        """Unpickle the scikit-learn forest in a background thread, if it is still bytes.
+
+        Only batches over ``LEVELWISE_MAX_ROWS`` rows need it; its first use imports
+        scikit-learn (about 1.5 s). A service calls this once its model is loaded, so that
+        it is ready without delaying startup, nor the first large batch.
+        """
+        if "_forest_pickle" not in self.__dict__ or self.__dict__.get("_warming"):
+            return None
+        self._warming = True
+        thread = threading.Thread(target=getattr, args=(self, "forest_"), name="forest-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_fast", None)  # rebuilt from the arrays after loading
+        state.pop("_warming", None)
+        if "forest_" in state or "_forest_pickle" in state:
+            state["_forest_arrays"] = self._fast_forest().arrays
+            if "forest_" in state:
+                state["_forest_pickle"] = pickle.dumps(state.pop("forest_"), protocol=pickle.HIGHEST_PROTOCOL)
+        return state

@@ -32,15 +32,13 @@ of two rules (``alarm_threshold``):
 
 from __future__ import annotations
 
-import pickle
-import threading
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from common.data import sensor_values
-from common.fast_forest import FastForest
+from common.fast_forest import FastForestHolder
 from common.features import DEFAULT_WINDOW, STUCK_EPS, feature_matrix, feature_names, features_of_values
 from common.schema import SENSOR_NAMES
 from common.windows import SeriesLayout, series_layout, trailing_mean, trailing_mean_of_values
@@ -87,7 +85,7 @@ def reference_distribution(frame: pd.DataFrame, scores: np.ndarray, threshold: f
     }
 
 
-class AnomalyModel:
+class AnomalyModel(FastForestHolder):
     """IsolationForest pipeline: features of ``window`` readings, isolation scores, smoothing.
 
     Parameters are stored as given; ``fit`` learns ``forest_``, ``threshold_``,
@@ -97,11 +95,8 @@ class AnomalyModel:
     one equipment (``common.baseline.commissioned``) also holds ``feature_offset_``, added
     to every feature before the forest reads it.
 
-    Pickled (``registry.save``), a fitted model holds its forest twice: flattened into
-    plain numpy arrays (``common.fast_forest.flatten``), and as the forest's own pickle,
-    kept as bytes. Unpickling it then imports neither scikit-learn nor 100 tree objects:
-    scoring a reading or a small batch walks the arrays, and ``forest_`` is unpickled from
-    its bytes the first time something asks for it (a large batch, a notebook).
+    How the forest is walked, pickled and loaded fast is ``FastForestHolder``'s business
+    (``common.fast_forest``): the scores are scikit-learn's, to the last bit.
     """
 
     tail_rate: float | None = None  # what models saved before these parameters read
@@ -181,8 +176,8 @@ class AnomalyModel:
         """
         from sklearn.ensemble import IsolationForest  # only training needs it at import time
 
-        for derived in ("_fast", "_forest_arrays", "_forest_pickle", "feature_offset_"):  # of a previous fit
-            self.__dict__.pop(derived, None)
+        self._forget_forest()  # and what a previous fit derived from it
+        self.__dict__.pop("feature_offset_", None)
         watched = STUCK_EPS if self.stuck_watch is None else self.stuck_watch
         unwatched = [f"{name}_logstd" for name in STUCK_EPS if name not in watched]
         self.feature_names_ = [
@@ -209,54 +204,6 @@ class AnomalyModel:
     def score_features(self, x: np.ndarray) -> np.ndarray:
         """Isolation score of each row of a feature matrix, before smoothing (higher = more abnormal)."""
         return -self._fast_forest().score_samples(x)
-
-    def _fast_forest(self) -> FastForest:
-        """The forest prepared for numpy scoring, built once per fitted forest (not pickled).
-
-        From the flat arrays when the model was unpickled (the forest itself stays bytes
-        until a large batch needs it), else from ``forest_``.
-        """
-        fast = self.__dict__.get("_fast")
-        if fast is None:
-            arrays = self.__dict__.get("_forest_arrays")
-            fast = FastForest(self.forest_) if arrays is None else FastForest.from_arrays(arrays, lambda: self.forest_)
-            self._fast = fast
-        return fast
-
-    def __getattr__(self, name: str):
-        """``forest_`` of an unpickled model: unpickled from its bytes on first use (only then)."""
-        state = self.__dict__
-        data = state.get("_forest_pickle") if name == "forest_" else None
-        if data is not None:  # read once: a concurrent first use may pop it meanwhile
-            state.setdefault("forest_", pickle.loads(data))  # part of the artifact whose sha256 was checked
-            state.pop("_forest_pickle", None)  # only once forest_ is set: one of the two is always there
-        if name == "forest_" and "forest_" in state:  # a concurrent first use got there first
-            return state["forest_"]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def warm_up(self) -> threading.Thread | None:
-        """Unpickle the scikit-learn forest in a background thread, if it is still bytes.
-
-        Only batches over ``LEVELWISE_MAX_ROWS`` rows need it; its first use imports
-        scikit-learn (about 1.5 s). A service calls this once its model is loaded, so that
-        it is ready without delaying startup, nor the first large batch.
-        """
-        if "_forest_pickle" not in self.__dict__ or self.__dict__.get("_warming"):
-            return None
-        self._warming = True
-        thread = threading.Thread(target=getattr, args=(self, "forest_"), name="forest-warm-up", daemon=True)
-        thread.start()
-        return thread
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_fast", None)  # rebuilt from the arrays after loading
-        state.pop("_warming", None)
-        if "forest_" in state or "_forest_pickle" in state:
-            state["_forest_arrays"] = self._fast_forest().arrays
-            if "forest_" in state:
-                state["_forest_pickle"] = pickle.dumps(state.pop("forest_"), protocol=pickle.HIGHEST_PROTOCOL)
-        return state
 
     def smooth(self, frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
         """Mean of each row's isolation score over its equipment's last ``smoothing`` readings."""
