@@ -68,8 +68,10 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, headers.get("connection", "").lower() != "close"
 
 
-async def connection(host: str, port: int, request: bytes, budget: Budget, latencies: list, errors: list) -> None:
-    reader = writer = None
+async def connection(
+    host: str, port: int, request: bytes, budget: Budget, latencies: list, errors: list, opened=(None, None)
+) -> None:
+    reader, writer = opened
     try:
         while budget.take():
             if writer is None:
@@ -128,15 +130,23 @@ async def ws_connection(args: argparse.Namespace, index: int, budget: Budget, la
 
 
 async def phase(args: argparse.Namespace, request: bytes, requests: int) -> dict:
-    budget = Budget(requests, args.max_seconds)
     latencies: list[int] = []
     errors: list[str] = []
-    start = time.perf_counter()
     clients = range(min(args.concurrency, requests))
+    opened = [(None, None)] * len(clients)
+    if args.stagger_ms and not args.websocket:  # connections opened one by one before the clock starts
+        opened = []
+        for _ in clients:
+            opened.append(await asyncio.open_connection(args.host, args.port))
+            await asyncio.sleep(args.stagger_ms / 1000)
+    budget = Budget(requests, args.max_seconds)
+    start = time.perf_counter()
     if args.websocket:
         await asyncio.gather(*(ws_connection(args, i, budget, latencies, errors) for i in clients))
     else:
-        await asyncio.gather(*(connection(args.host, args.port, request, budget, latencies, errors) for _ in clients))
+        await asyncio.gather(
+            *(connection(args.host, args.port, request, budget, latencies, errors, opened[i]) for i in clients)
+        )
     elapsed = time.perf_counter() - start
     ms = np.array(latencies, dtype=float) / 1e6
     return {
@@ -185,6 +195,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=20.0)
     parser.add_argument("--header", action="append", default=[], help="« Nom: valeur », répétable")
     parser.add_argument("--websocket", action="store_true", help="une mesure par message sur WebSocket")
+    parser.add_argument(
+        "--stagger-ms",
+        type=float,
+        default=0.0,
+        help="ouvre les connexions une à une, à cet intervalle, avant de mesurer (défaut : toutes à la fois)",
+    )
     args = parser.parse_args(argv)
     if args.host not in LOOPBACK:
         parser.error("this load generator only targets the loopback interface (127.0.0.1)")
