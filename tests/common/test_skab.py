@@ -113,6 +113,12 @@ def test_cli_refuses_a_folder_without_labelled_files(tmp_path, capsys):
     assert "aucun fichier SKAB étiqueté" in capsys.readouterr().err
 
 
+def test_lofo_cli_refuses_no_seed_or_no_tree(data_dir, capsys):
+    for option in ("--seeds", "--trees"):
+        assert skab_lofo.main([str(data_dir), option, "0"]) == 2
+        assert "doivent valoir au moins 1" in capsys.readouterr().err
+
+
 def test_leave_one_file_out_never_chooses_with_the_held_out_file():
     rng = np.random.default_rng(0)
     table = {key: rng.integers(1, 100, size=(2, 5, 5)).astype(float) for key in [("a", 1, "r"), ("b", 1, "r")]}
