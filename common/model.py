@@ -11,10 +11,6 @@ unless ``flow_mean`` is set. That mean covers ``window`` readings: 10 s at 1 Hz
 (SKAB), where it reveals small lasting flow losses; 10 min at one reading a minute
 (the simulator, the default model), where it lags every change of load and, in our
 measures, cost more false alarms than it found faults (docs/annexes/modele.md).
-Of the spreads that watch for stuck sensors, it sees those of the channels of
-``stuck_watch`` only (all of them by default). A channel read through a coarse gauge
-(SKAB's pressure takes 5 to 9 values in a whole file) repeats one value while
-steady: its spread cannot tell stuck from steady, so SKAB's setting leaves it out.
 
 ``predict`` raises an alarm when the score exceeds ``threshold_``, learnt from
 the smoothed scores of the training rows only and stored with the model, by one
@@ -39,7 +35,7 @@ import pandas as pd
 
 from common.data import sensor_values
 from common.fast_forest import FastForestHolder
-from common.features import DEFAULT_WINDOW, STUCK_EPS, feature_matrix, feature_names, features_of_values
+from common.features import DEFAULT_WINDOW, feature_matrix, feature_names, features_of_values
 from common.schema import SENSOR_NAMES
 from common.windows import SeriesLayout, series_layout, trailing_mean, trailing_mean_of_values
 
@@ -101,7 +97,6 @@ class AnomalyModel(FastForestHolder):
 
     tail_rate: float | None = None  # what models saved before these parameters read
     flow_mean = False
-    stuck_watch: tuple[str, ...] | None = None
     feature_offset_: tuple[float, ...] | None = None  # set by commissioning only
 
     def __init__(
@@ -114,10 +109,7 @@ class AnomalyModel(FastForestHolder):
         smoothing: int = DEFAULT_SMOOTHING,
         tail_rate: float | None = None,
         flow_mean: bool = False,
-        stuck_watch: tuple[str, ...] | None = None,
     ):
-        if stuck_watch is not None and not set(stuck_watch) <= set(STUCK_EPS):
-            raise ValueError(f"stuck_watch: channels among {', '.join(STUCK_EPS)} only")
         self.window = window
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -126,7 +118,6 @@ class AnomalyModel(FastForestHolder):
         self.smoothing = smoothing
         self.tail_rate = tail_rate
         self.flow_mean = flow_mean
-        self.stuck_watch = None if stuck_watch is None else tuple(stuck_watch)
 
     def get_params(self) -> dict:
         params = {
@@ -143,8 +134,6 @@ class AnomalyModel(FastForestHolder):
             params["tail_rate"] = self.tail_rate
         if self.flow_mean:
             params["flow_mean"] = self.flow_mean
-        if self.stuck_watch is not None:
-            params["stuck_watch"] = list(self.stuck_watch)
         return params
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
@@ -155,9 +144,8 @@ class AnomalyModel(FastForestHolder):
         """What the forest reads of ``x`` (every feature of ``feature_names``): the columns it was
         fitted on, by name, moved by ``feature_offset_`` if the model was commissioned.
 
-        All columns with ``flow_mean``; without it, all but ``log_flow_mean``; never the spread
-        of a channel outside ``stuck_watch``. A model saved before that feature existed has the
-        same columns, so it keeps scoring the same.
+        All columns with ``flow_mean``; without it, all but ``log_flow_mean``. A model saved
+        before that feature existed has the same columns, so it keeps scoring the same.
         """
         fitted = self.__dict__.get("feature_names_")
         current = feature_names(self.window)
@@ -178,12 +166,8 @@ class AnomalyModel(FastForestHolder):
 
         self._forget_forest()  # and what a previous fit derived from it
         self.__dict__.pop("feature_offset_", None)
-        watched = STUCK_EPS if self.stuck_watch is None else self.stuck_watch
-        unwatched = [f"{name}_logstd" for name in STUCK_EPS if name not in watched]
         self.feature_names_ = [
-            name
-            for name in feature_names(self.window)
-            if (self.flow_mean or not name.startswith("log_flow_mean")) and not name.startswith(tuple(unwatched))
+            name for name in feature_names(self.window) if self.flow_mean or not name.startswith("log_flow_mean")
         ]
         x = self.features(frame)
         complete = ~np.isnan(x).any(axis=1)

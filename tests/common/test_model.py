@@ -193,24 +193,6 @@ def test_the_flow_mean_is_a_feature_only_of_models_that_ask_for_it(model, traini
     assert with_mean.features(frame).shape == (len(frame), 8) and model.features(frame).shape == (len(frame), 7)
 
 
-def test_stuck_watch_leaves_out_the_spread_of_the_channels_it_does_not_name(model, training):
-    assert model.stuck_watch is None and "stuck_watch" not in model.get_params()  # every channel watched
-    thermocouple_only = AnomalyModel(n_estimators=20, stuck_watch=("thermocouple",)).fit(training)
-    assert thermocouple_only.feature_names_ == [n for n in model.feature_names_ if not n.startswith("pressure_logstd")]
-    assert thermocouple_only.get_params()["stuck_watch"] == ["thermocouple"]
-    frame = simulate("stuck_sensor", seed=3, hours=2)
-    x = thermocouple_only.features(frame)
-    assert x.shape == (len(frame), len(model.feature_names_) - 1)
-    assert np.array_equal(x[:, -1], model.features(frame)[:, -1], equal_nan=True)  # the thermocouple's spread
-    blind = AnomalyModel(n_estimators=20, stuck_watch=()).fit(training)
-    assert not any("logstd" in name for name in blind.feature_names_)
-
-
-def test_stuck_watch_refuses_a_channel_the_features_cannot_watch():
-    with pytest.raises(ValueError, match="stuck_watch"):
-        AnomalyModel(stuck_watch=("volume_flow_rate_rms",))
-
-
 def test_a_model_saved_before_the_flow_mean_feature_scores_on_its_own_columns(training):
     current = AnomalyModel(n_estimators=20, flow_mean=True).fit(training)
     without = [i for i, name in enumerate(current.feature_names_) if not name.startswith("log_flow_mean")]
@@ -219,9 +201,8 @@ def test_a_model_saved_before_the_flow_mean_feature_scores_on_its_own_columns(tr
     old.forest_ = IsolationForest(n_estimators=20, random_state=0).fit(x[~np.isnan(x).any(axis=1)])
     old.feature_names_ = [current.feature_names_[i] for i in without]
     old.threshold_ = 0.6
-    del old.__dict__["tail_rate"], old.__dict__["flow_mean"], old.__dict__["stuck_watch"]
+    del old.__dict__["tail_rate"], old.__dict__["flow_mean"]
     frame = simulate("valve_closure", seed=57, hours=2)
     expected = -old.forest_.score_samples(current.features(frame)[:, without])
     assert np.array_equal(old.score(frame), old.smooth(frame, expected))
-    assert old.tail_rate is None and old.flow_mean is False and old.stuck_watch is None
-    assert old.predict(frame).dtype == bool
+    assert old.tail_rate is None and old.flow_mean is False and old.predict(frame).dtype == bool

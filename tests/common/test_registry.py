@@ -113,7 +113,3 @@ def test_a_model_registered_before_the_tail_and_flow_parameters_still_loads(tmp_
     tailed = AnomalyModel(n_estimators=20, tail_rate=0.001).fit(training_frame)
     save(tailed, "1.1.0", training_frame, path=tmp_path)
     assert load("1.1.0", tmp_path).model.get_params()["tail_rate"] == 0.001
-    watched = AnomalyModel(n_estimators=20, stuck_watch=("thermocouple",)).fit(training_frame)
-    save(watched, "1.2.0", training_frame, path=tmp_path)
-    reloaded = load("1.2.0", tmp_path).model
-    assert reloaded.stuck_watch == ("thermocouple",) and reloaded.feature_names_ == watched.feature_names_
