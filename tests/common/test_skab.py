@@ -127,6 +127,16 @@ def test_injected_faults_change_only_their_rows_and_label_them():
     assert "anomaly" not in normal  # the file itself is left as it was
 
 
+def test_lofo_cli_reports_the_choice_and_the_injected_faults(data_dir, capsys):
+    assert skab_lofo.main([str(data_dir), "--seeds", "1", "--trees", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "LOFO : F1" in out and "Réglage choisi sur les" in out
+    injected = out.split("Pannes injectées")[1].split("\n\n")[1].splitlines()
+    assert all(kind in injected[0] for kind in skab_lofo.INJECTED)
+    assert len(injected) == 2 + 2 + len(skab_lofo.SET_ASIDE)  # header, rule, before, chosen, set-aside twins
+    assert "Protocole 2 avec mise en service" in out
+
+
 def test_lofo_cli_refuses_no_seed_or_no_tree(data_dir, capsys):
     for option in ("--seeds", "--trees"):
         assert skab_lofo.main([str(data_dir), option, "0"]) == 2
