@@ -156,7 +156,7 @@ def injected(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def print_injected(chunks: list[pd.DataFrame], seeds, trees: int, keys: list[tuple]) -> None:
-    """Recall of each ``INJECTED`` fault in the anomaly-free files, for ``keys`` and their set-aside twins."""
+    """Recall of each ``INJECTED`` fault in the anomaly-free files, for ``keys`` and the set-aside twins of the last."""
     kinds = list(INJECTED)
     table = all_counts([injected(chunk, kind) for kind in kinds for chunk in chunks], seeds, trees)
     keys = keys + [(label, *keys[-1][1:]) for label in SET_ASIDE]
