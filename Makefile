@@ -134,11 +134,12 @@ logs-summary: $(STAMP) ## Résume le journal des inférences (logs/ ou LOG_DIR) 
 report: $(STAMP) ## Construit reports/rapport.html depuis le journal des inférences (graphiques et dérive, lisible hors ligne)
 	$(PY) -m stage4_prod.report
 
-# Stage 4 without Docker: two uvicorn workers sharing the state database (STATE_DB, default state/stage4.sqlite:
-# key hashes, audit trail, served-model pointer, feedback). Keys are printed once, never stored.
+# Stage 4 without Docker: two uvicorn workers, each on its own socket as in the image (common.serve), sharing the
+# state database (STATE_DB, default state/stage4.sqlite: key hashes, audit trail, served-model pointer, feedback).
+# Keys are printed once, never stored.
 stage4-run: model ## Étape 4 sans Docker : l'API sur http://127.0.0.1:8014, 2 processus, état dans state/ (clés : make create-key)
 	export PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d)} && \
-	$(PY) -m uvicorn stage4_prod.app:app --host $${HOST:-127.0.0.1} --port $${PORT:-8014} --workers $${WORKERS:-2} --no-access-log
+	$(PY) -m common.serve stage4_prod.app:app --host $${HOST:-127.0.0.1} --port $${PORT:-8014} --workers $${WORKERS:-2} --no-access-log
 
 create-key: $(STAMP) ## Étape 4 : crée une clé d'API et l'affiche une seule fois : make create-key NAME=atelier-nord ROLE=operator
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Indiquez le nom et le rôle : make create-key NAME=atelier-nord ROLE=operator (rôles : reader, operator, auditor, admin)" >&2; exit 2; }

@@ -94,10 +94,10 @@ class Service:
 
 
 def uvicorn(app: str) -> Callable[[int, int], list[str]]:
-    """The stages' own way to serve (their Dockerfile's CMD), with the project's interpreter."""
+    """The stages' own way to serve (their Dockerfile's CMD: uvicorn, a socket per worker), with the project's interpreter."""
 
     def command(port: int, workers: int) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)] + [
+        return [sys.executable, "-m", "common.serve", app, "--host", "127.0.0.1", "--port", str(port)] + [
             "--workers",
             str(workers),
             "--no-access-log",

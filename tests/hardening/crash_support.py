@@ -63,7 +63,7 @@ class Server(LiveServer):
             self.stop()
 
     def start_process(self) -> None:
-        command = [sys.executable, "-m", "uvicorn", f"{self.stage}.app:app", "--host", "127.0.0.1"]
+        command = [sys.executable, "-m", "common.serve", f"{self.stage}.app:app", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

@@ -2,8 +2,8 @@
 
 The hardening suite needs what the in-process TestClient cannot give: several worker
 processes, a process killed with SIGKILL mid-load, the server's own log output. Each
-``LiveServer`` starts ``python -m uvicorn <stage>.app:app``, waits until ``/health``
-answers, and is stopped (SIGTERM, then SIGKILL) or killed on purpose.
+``LiveServer`` starts ``python -m common.serve <stage>.app:app`` (uvicorn, as the images
+serve), waits until ``/health`` answers, and is stopped (SIGTERM, then SIGKILL) or killed on purpose.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class LiveServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> LiveServer:
-        command = [sys.executable, "-m", "uvicorn", f"{self.stage}.app:app", "--host", HOST, "--port", str(self.port)]
-        command += ["--workers", str(self.workers), "--no-access-log"]
+        command = [sys.executable, "-m", "common.serve", f"{self.stage}.app:app", "--host", HOST]
+        command += ["--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -58,7 +58,7 @@ def test_concurrent_clients_against_two_workers_give_exactly_one_line_each(model
     log_dir, shared = tmp_path / "logs", tmp_path / "prometheus"
     shared.mkdir()
     env = {**os.environ, "LOG_DIR": str(log_dir), "LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(shared)}
-    command = [sys.executable, "-m", "uvicorn", "stage3_preprod.app:app", "--port", str(port), "--workers", "2"]
+    command = [sys.executable, "-m", "common.serve", "stage3_preprod.app:app", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
