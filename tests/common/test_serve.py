@@ -2,7 +2,8 @@
 
 Served for real (two worker processes, real sockets on 127.0.0.1): connections opened at
 once reach both workers, a killed worker is replaced by one that binds its own socket, a
-busy port stops the server with uvicorn's error, SIGTERM ends every process.
+busy port stops the server with uvicorn's error (a second server on the same port too:
+it gets no share), SIGTERM ends every process.
 """
 
 from __future__ import annotations
@@ -120,6 +121,22 @@ def test_a_busy_port_stops_the_server_with_uvicorn_error(tmp_path):
         finally:
             stop(process)
     assert "Address already in use" in log.read_text()
+
+
+def test_a_second_server_on_the_same_port_is_refused_not_given_a_share(tmp_path):
+    """The workers' SO_REUSEPORT sockets do not let another server join: it stops as on any busy port."""
+    first = start(free_port(), tmp_path / "first.log")
+    try:
+        port = listening_port(first, tmp_path / "first.log")
+        second = start(port, tmp_path / "second.log")
+        try:
+            assert second.wait(timeout=30) == 3
+        finally:
+            stop(second)
+        assert "Address already in use" in (tmp_path / "second.log").read_text()
+        assert set(answering_pids(port)) == worker_pids(first)  # the first still serves, alone
+    finally:
+        assert stop(first) == 0
 
 
 def test_sigterm_ends_the_supervisor_and_its_workers_and_frees_the_port(tmp_path):
