@@ -1,12 +1,13 @@
 """Guided tour of stage 4 (run by ``make demo``): keys and roles, the audit trail, drift, a deploy and a rollback under load.
 
-The service is started without Docker (uvicorn, two worker processes, on 127.0.0.1) on a
-temporary state database and a temporary copy of the model registry, to which a second
-model version is added. An operator predicts, an auditor reads who predicted what, a
-recalibrated sensor makes the inputs drift and the monitoring says so, and an admin
-deploys the new version and rolls it back while a gateway keeps sending readings: not
-one request fails. The audit chain is verified at the end. Everything is stopped at the
-end, even if something failed; everything is written in a temporary folder.
+The service is started without Docker as its image starts it (``common.serve``: uvicorn, two
+worker processes, each on its own socket; on 127.0.0.1) on a temporary state database and a
+temporary copy of the model registry, to which a second model version is added. An
+operator predicts, an auditor reads who predicted what, a recalibrated sensor makes the
+inputs drift and the monitoring says so, and an admin deploys the new version and rolls
+it back while a gateway keeps sending readings: not one request fails. The audit chain is
+verified at the end. Everything is stopped at the end, even if something failed;
+everything is written in a temporary folder.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def port_to_use(preferred: int) -> int:
 
 @contextmanager
 def running_service(port: int, log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start the API with uvicorn (``WORKERS`` processes) on 127.0.0.1:``port``, wait for /health, stop it at the end."""
+    """Start the API as its image does (``WORKERS`` processes) on 127.0.0.1:``port``, wait for /health, stop it at the end."""
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "stage4_prod.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "common.serve", "stage4_prod.app:app", "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command + ["--workers", str(WORKERS), "--no-access-log"],
