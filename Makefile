@@ -51,9 +51,9 @@ evaluate-skab: $(STAMP) ## Évalue sur des fichiers SKAB réels (protocole SKAB 
 	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab DATA=chemin/vers/skab" >&2; exit 2; }
 	$(PY) -m common.skab $(DATA) --seeds 5
 
-evaluate-skab-lofo: $(STAMP) ## Choix du réglage SKAB par validation « un fichier laissé de côté » sur valve1 : make evaluate-skab-lofo DATA=chemin/vers/skab
+evaluate-skab-lofo: $(STAMP) ## Choix du réglage SKAB par validation « un fichier laissé de côté » sur valve1 (GROUP=toutes : tous les dossiers) : make evaluate-skab-lofo DATA=chemin/vers/skab
 	@test -n "$(DATA)" || { echo "Indiquez le dossier SKAB : make evaluate-skab-lofo DATA=chemin/vers/skab" >&2; exit 2; }
-	$(PY) -m common.skab_lofo $(DATA) --seeds 5
+	$(PY) -m common.skab_lofo $(DATA) --seeds 5 $(if $(GROUP),--group "$(GROUP)")
 
 commission: model ## Met en service un équipement : nouvelle version du modèle étalonnée sur ses 400 premiers relevés : make commission EQUIPMENT=P-101 VERSION=1.0.0-p101 INPUT=premieres_lectures.csv [FROM=1.0.0]
 	@test -n "$(EQUIPMENT)" -a -n "$(INPUT)" -a -n "$(filter-out 1.0.0,$(VERSION))" || { echo "Indiquez l'équipement, la version à créer et ses premiers relevés : make commission EQUIPMENT=P-101 VERSION=1.0.0-p101 INPUT=premieres_lectures.csv" >&2; exit 2; }

@@ -15,7 +15,7 @@ recall of faults injected into those files (``INJECTED``: faults valve1 does not
 contain, at another operating point). Then the same choice, by the same rule, among the
 variants of protocol 2 with commissioning.
 
-    python -m common.skab_lofo ../shared/data/skab --seeds 5 [--trees 300]
+    python -m common.skab_lofo ../shared/data/skab --seeds 5 [--trees 300] [--group toutes]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ SET_ASIDE = {
     "avec débit moyen, sans rapport des vibrations": ("vibration_ratio",),
 }
 SMOOTHINGS = (5, 10, 20, 30)
+ALL_GROUPS = "toutes"  # --group: every labelled folder together (the whole benchmark)
 # Faults injected into rows INJECTED_ROWS of each anomaly-free file (after its training rows):
 # a second check, like the simulator's, of what valve1 cannot test. Columns, and their new values.
 INJECTED_ROWS = slice(600, 1000)
@@ -209,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         default=SKAB_SETTING["n_estimators"],
         help=f"arbres par forêt (défaut : {SKAB_SETTING['n_estimators']}, ceux du réglage SKAB)",
     )
+    parser.add_argument(
+        "--group",
+        help=f"dossier de fichiers étiquetés sur lequel choisir (défaut : valve1 ; « {ALL_GROUPS} » : tous)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.trees < 1:
         print("Erreur : --seeds et --trees doivent valoir au moins 1", file=sys.stderr)
@@ -218,7 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2
-    files = dataset.labelled.get("valve1") or next(iter(dataset.labelled.values()))
+    groups = dataset.labelled
+    group = args.group or ("valve1" if "valve1" in groups else next(iter(groups)))
+    if group == ALL_GROUPS:
+        files = [frame for group in groups.values() for frame in group]
+    elif group in groups:
+        files = groups[group]
+    else:
+        print(f"Erreur : pas de dossier « {group} » (dossiers : {', '.join(sorted(groups))})", file=sys.stderr)
+        return 2
+    if len(files) < 2:
+        print(f"Erreur : « {group} » n'a qu'un fichier ; laisser un fichier de côté en demande deux", file=sys.stderr)
+        return 2
     free = dataset.anomaly_free
     chunks = [] if free is None else [free.iloc[i : i + CHUNK_ROWS] for i in range(0, len(free) - 1000, CHUNK_ROWS)]
     table = all_counts([*files, *chunks], range(args.seeds), args.trees)
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = {k: v[:, :n] for k, v in table.items() if k[0] in FEATURE_SETS}
     lofo, chosen = leave_one_file_out(candidates, n)
     print(
-        f"{n} fichiers, {args.seeds} graines, forêts de {args.trees} arbres ; "
+        f"{n} fichiers ({group}), {args.seeds} graines, forêts de {args.trees} arbres ; "
         f"choix : meilleur F1 sur les autres fichiers à FAR ≤ {FAR_BUDGET:g} %."
     )
     print("\n| réglage | F1 | FAR % | MAR % | FAR % anomaly-free |\n|---|---|---|---|---|")
@@ -246,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         spread = c[:, :, 4].std(axis=0)  # per file, over seeds
         far = np.array([[100 * f[1] / max(f[1] + f[3], 1) for f in per_seed] for per_seed in c])  # seeds, files
         print(
-            f"Seuil de « {', '.join(map(str, key))} » : écart-type entre graines {spread[:n].mean():.4f} (valve1), "
+            f"Seuil de « {', '.join(map(str, key))} » : écart-type entre graines {spread[:n].mean():.4f} ({group}), "
             f"{spread[n:].mean() if chunks else float('nan'):.4f} (anomaly-free), entre fichiers "
-            f"{c[:, :n, 4].std(axis=1).mean():.4f} ; FAR par fichier de valve1 : médiane {np.median(far[:, :n]):.1f} %, "
+            f"{c[:, :n, 4].std(axis=1).mean():.4f} ; FAR par fichier de {group} : médiane {np.median(far[:, :n]):.1f} %, "
             f"maximum {far[:, :n].max():.1f} %, écart-type entre graines {far[:, :n].std(axis=0).mean():.1f} points."
         )
     print(

@@ -137,6 +137,20 @@ def test_lofo_cli_reports_the_choice_and_the_injected_faults(data_dir, capsys):
     assert "Protocole 2 avec mise en service" in out
 
 
+def test_lofo_cli_chooses_on_every_labelled_folder_with_group_toutes(data_dir, capsys):
+    assert skab_lofo.main([str(data_dir), "--seeds", "1", "--trees", "10", "--group", "toutes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 fichiers (toutes),")  # valve1's three and other's one
+    assert "LOFO : F1" in out and "Réglage choisi sur les 4 fichiers" in out
+
+
+def test_lofo_cli_refuses_an_unknown_folder_or_a_single_file(data_dir, capsys):
+    assert skab_lofo.main([str(data_dir), "--group", "valve9"]) == 2
+    assert "pas de dossier « valve9 » (dossiers : other, valve1)" in capsys.readouterr().err
+    assert skab_lofo.main([str(data_dir), "--group", "other"]) == 2
+    assert "« other » n'a qu'un fichier" in capsys.readouterr().err
+
+
 def test_lofo_cli_refuses_no_seed_or_no_tree(data_dir, capsys):
     for option in ("--seeds", "--trees"):
         assert skab_lofo.main([str(data_dir), option, "0"]) == 2
