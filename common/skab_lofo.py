@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = dataset.labelled
     group = args.group or ("valve1" if "valve1" in groups else next(iter(groups)))
     if group == ALL_GROUPS:
-        files = [frame for group in groups.values() for frame in group]
+        files = [frame for folder in groups.values() for frame in folder]
     elif group in groups:
         files = groups[group]
     else:
