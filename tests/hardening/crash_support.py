@@ -62,14 +62,6 @@ class Server(LiveServer):
         finally:
             self.stop()
 
-    def start_process(self) -> None:
-        command = [sys.executable, "-m", "common.serve", f"{self.stage}.app:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
 
 def stage_env(stage: str, models_dir: Path, log_dir: Path, state_db: Path | None = None) -> dict[str, str]:
     """The environment of a live stage: test registry, its own log folder (and state database for stage 4)."""

@@ -49,13 +49,18 @@ class LiveServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self) -> LiveServer:
+    def start_process(self) -> None:
+        """Launch the server as the images do, its output appended to the log; do not wait."""
         command = [sys.executable, "-m", "common.serve", f"{self.stage}.app:app", "--host", HOST]
         command += ["--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def start(self) -> LiveServer:
+        """``start_process``, then wait until ``/health`` answers 200."""
+        self.start_process()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
